@@ -1,0 +1,1 @@
+"""Stable Diffusion WebUI built on diffusers, with LoRA at its heart."""
