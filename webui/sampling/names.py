@@ -100,13 +100,13 @@ def resolve_sampler(name: str, schedule: str | None = None) -> tuple[SamplerName
     """Split legacy combined names ("DPM++ 2M Karras") and resolve both parts.
 
     A split-off schedule equal to the sampler's default becomes "Automatic", as A1111 does.
-    An explicit `schedule` argument wins over one split off the name.
+    An explicit `schedule` other than Automatic wins over one split off the name.
     """
     try:
         sampler, split = find_sampler(name), None
     except UnknownSamplerError:
         sampler, split = _split_legacy(name)
-    chosen = schedule if schedule not in (None, "") else None
+    chosen = schedule if schedule and find_schedule(schedule).name != "automatic" else None
     if chosen is None and split is not None:
         chosen = "automatic" if split.name == sampler.default_schedule else split.name
     return sampler, find_schedule(chosen or "automatic")

@@ -1,0 +1,88 @@
+"""Command-line entry point: parse A1111-style flags, build the runtime, launch the WebUI."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from webui.offline import enforce_offline
+
+enforce_offline()  # before anything imports the Hugging Face libraries
+
+REPO = Path(__file__).resolve().parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app.py", description="Stable Diffusion WebUI (diffusers, LoRA-first, offline)")
+    paths = parser.add_argument_group("paths")
+    paths.add_argument("--data-dir", type=Path, default=REPO, help="base folder for outputs, cache.json, config.json")
+    paths.add_argument("--ckpt-dir", type=Path, default=REPO / "models" / "Stable-diffusion",
+                       help="folder searched (recursively) for .safetensors/.ckpt checkpoints")
+    paths.add_argument("--ckpt", default=None, help="checkpoint to load at start (name, title or hash)")
+    paths.add_argument("--vae-dir", type=Path, default=REPO / "models" / "VAE", help="folder of VAE files")
+    paths.add_argument("--lora-dir", type=Path, default=REPO / "models" / "Lora", help="folder of LoRA files")
+    paths.add_argument("--embeddings-dir", type=Path, default=REPO / "embeddings",
+                       help="folder of textual-inversion embeddings")
+    paths.add_argument("--outdir", type=Path, default=None, help="output folder (default: <data-dir>/outputs)")
+    device = parser.add_argument_group("device and precision")
+    device.add_argument("--device", default=None, help="torch device (default: cuda, then mps, then cpu)")
+    device.add_argument("--no-half", action="store_true", help="run the model in fp32 on the GPU")
+    device.add_argument("--no-half-vae", action="store_true", help="run the VAE in fp32 on the GPU")
+    device.add_argument("--medvram", action="store_true", help="keep one model component on the GPU at a time")
+    device.add_argument("--lowvram", action="store_true", help="move each layer to the GPU only while it runs")
+    device.add_argument("--no-hashing", action="store_true", help="do not compute sha256 of checkpoints")
+    server = parser.add_argument_group("server")
+    server.add_argument("--listen", action="store_true", help="listen on 0.0.0.0 instead of 127.0.0.1")
+    server.add_argument("--server-name", default=None, help="host name or address to bind")
+    server.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    server.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    server.add_argument("--gradio-auth", default=None, help="require login: user:pass[,user2:pass2]")
+    server.add_argument("--theme", choices=("dark", "light"), default="dark", help="UI theme")
+    server.add_argument("--autolaunch", action="store_true", help="open the browser at start")
+    return parser
+
+
+def parse_auth(text: str | None) -> list[tuple[str, str]] | None:
+    if not text:
+        return None
+    pairs = []
+    for item in text.split(","):
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user:
+            raise SystemExit(f"--gradio-auth: expected user:pass, got {item!r}")
+        pairs.append((user, password))
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from webui.models.device import device_config
+    from webui.paths import Folders
+    from webui.processing.runtime import build_runtime
+    from webui.ui.app import build_ui, launch_options
+
+    folders = Folders(checkpoints=args.ckpt_dir, vae=args.vae_dir, lora=(args.lora_dir,),
+                      embeddings=args.embeddings_dir, outputs=args.outdir or args.data_dir / "outputs",
+                      data=args.data_dir)
+    device = device_config(device=args.device, no_half=args.no_half, no_half_vae=args.no_half_vae,
+                           medvram=args.medvram, lowvram=args.lowvram)
+    runtime = build_runtime(folders, device, hashing=not args.no_hashing)
+    log = logging.getLogger("webui")
+    checkpoints = runtime.registry.checkpoints()
+    log.info("Device %s (%s); %d checkpoint(s) in %s", device.device, device.dtype, len(checkpoints), folders.checkpoints)
+    if not checkpoints:
+        log.warning("No checkpoint found: put a .safetensors model into %s and press refresh", folders.checkpoints)
+    elif args.ckpt:
+        runtime.models.load(args.ckpt)
+    demo = build_ui(runtime)
+    host = args.server_name or ("0.0.0.0" if args.listen else "127.0.0.1")
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=host, server_port=args.port, share=args.share, auth=parse_auth(args.gradio_auth),
+        inbrowser=args.autolaunch, show_error=True, **launch_options(args.theme))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the given requirements file when it changed since the last install.
+# Usage: bash scripts/setup_env.sh requirements.txt
+set -euo pipefail
+req="${1:-requirements.txt}"
+py="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating .venv with $($py --version)"
+  "$py" -m venv .venv
+fi
+stamp=".venv/.installed-$(basename "$req")"
+want="$(cat requirements*.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "Installing $req into .venv (first run takes a few minutes)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r "$req"
+  echo "$want" > "$stamp"
+fi

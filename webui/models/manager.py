@@ -1,0 +1,117 @@
+"""The one owner of mutable model state: which checkpoint is loaded, and the lock that serialises its use."""
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from webui.errors import ModelFileError, UserInputError
+from webui.models.device import DeviceConfig
+from webui.models.loader import LoadedComponents, load_components, resolve_architecture
+from webui.models.registry import CheckpointInfo, CheckpointRegistry, VaeInfo
+
+log = logging.getLogger(__name__)
+
+VAE_AUTOMATIC = "Automatic"
+VAE_NONE = "None"
+
+
+@dataclass
+class LoadedModel:
+    """A loaded checkpoint: its file, its modules, and which VAE is in use."""
+
+    checkpoint: CheckpointInfo
+    components: LoadedComponents
+    vae: VaeInfo | None
+    short_hash: str | None
+
+    @property
+    def architecture(self):
+        return self.components.architecture
+
+
+class ModelManager:
+    """Loads checkpoints on demand; all generation happens inside `use()`, one job at a time."""
+
+    def __init__(self, registry: CheckpointRegistry, device: DeviceConfig) -> None:
+        self.registry = registry
+        self.device = device
+        self._lock = threading.RLock()
+        self._loaded: LoadedModel | None = None
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    @contextlib.contextmanager
+    def use(self, checkpoint: str | None = None, vae: str = VAE_AUTOMATIC) -> Iterator[LoadedModel]:
+        """Hold the model lock, make sure the wanted checkpoint and VAE are loaded, and yield them."""
+        with self._lock:
+            yield self._ensure(checkpoint, vae)
+
+    def load(self, checkpoint: str | None = None, vae: str = VAE_AUTOMATIC) -> LoadedModel:
+        with self._lock:
+            return self._ensure(checkpoint, vae)
+
+    def unload(self) -> None:
+        with self._lock:
+            self._free()
+
+    def _ensure(self, checkpoint: str | None, vae: str) -> LoadedModel:
+        info = self._pick_checkpoint(checkpoint)
+        vae_info = self._pick_vae(info, vae)
+        current = self._loaded
+        if current is not None and current.checkpoint == info and current.vae == vae_info:
+            return current
+        # Check the new file before dropping the old model, so a bad choice leaves the app as it was.
+        resolve_architecture(info.path)
+        previous = current.checkpoint if current else None, current.vae if current else None
+        self._free()
+        try:
+            components = load_components(info.path, self.device, vae_info.path if vae_info else None)
+        except Exception:
+            if previous[0] is not None:
+                self._reload_previous(*previous)
+            raise
+        self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info))
+        log.info("Loaded %s (%s)%s", info.name, components.architecture.name,
+                 f" with VAE {vae_info.name}" if vae_info else "")
+        return self._loaded
+
+    def _reload_previous(self, info: CheckpointInfo, vae_info: VaeInfo | None) -> None:
+        try:
+            components = load_components(info.path, self.device, vae_info.path if vae_info else None)
+            self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info))
+        except (ModelFileError, OSError) as error:  # the old file changed on disk meanwhile
+            log.error("Could not reload %s after a failed switch: %s", info.name, error)
+
+    def _pick_checkpoint(self, query: str | None) -> CheckpointInfo:
+        if query:
+            return self.registry.find(query)
+        if self._loaded is not None:
+            return self._loaded.checkpoint
+        checkpoints = self.registry.checkpoints()
+        if not checkpoints:
+            raise UserInputError(f"No checkpoint found. Put a .safetensors model into {self.registry.checkpoint_dir}")
+        return checkpoints[0]
+
+    def _pick_vae(self, info: CheckpointInfo, choice: str) -> VaeInfo | None:
+        if choice in (None, "", VAE_AUTOMATIC):
+            return self.registry.automatic_vae(info)
+        if choice == VAE_NONE:
+            return None
+        return self.registry.find_vae(choice)
+
+    def _free(self) -> None:
+        if self._loaded is None:
+            return
+        self._loaded = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+

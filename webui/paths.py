@@ -1,0 +1,37 @@
+"""Default folders and the one function that keeps user-given names inside them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webui.errors import PathOutsideRootError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where the app looks for models and writes outputs; every path comes from the command line or a default."""
+
+    checkpoints: Path = REPO_ROOT / "models" / "Stable-diffusion"
+    vae: Path = REPO_ROOT / "models" / "VAE"
+    lora: tuple[Path, ...] = field(default=(REPO_ROOT / "models" / "Lora", REPO_ROOT / "models" / "LyCORIS"))
+    embeddings: Path = REPO_ROOT / "embeddings"
+    outputs: Path = REPO_ROOT / "outputs"
+    data: Path = REPO_ROOT
+
+
+def resolve_inside(root: Path, name: str | Path) -> Path:
+    """Join `name` under `root` and refuse anything (.., absolute paths, symlink tricks) that lands outside it."""
+    root_resolved = Path(root).resolve()
+    candidate = (root_resolved / Path(name)).resolve()
+    if candidate != root_resolved and root_resolved not in candidate.parents:
+        raise PathOutsideRootError(f"{str(name)!r} is outside the folder {root}")
+    return candidate
+
+
+def is_inside(root: Path, path: Path) -> bool:
+    """True when `path` (after resolving links) lies inside `root`."""
+    root_resolved = Path(root).resolve()
+    resolved = Path(path).resolve()
+    return resolved == root_resolved or root_resolved in resolved.parents

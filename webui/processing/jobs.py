@@ -1,0 +1,65 @@
+"""Per-job progress, interruption and skipping, shared by the sampling loop and whoever shows progress."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+class JobInterrupted(Exception):
+    """Raised inside the sampling loop when the user pressed Interrupt; finished images are kept."""
+
+
+class ImageSkipped(Exception):
+    """Raised inside the sampling loop when the user pressed Skip; the batch moves on."""
+
+
+@dataclass
+class JobState:
+    """One generation job's live state; the UI/API read it from another thread, processing writes it."""
+
+    job_count: int = 0
+    job_no: int = 0
+    sampling_step: int = 0
+    sampling_steps: int = 0
+    started: float = field(default_factory=time.monotonic)
+    interrupted: bool = False
+    skipped: bool = False
+    preview: object | None = None  # latest preview image (PIL), if previews are on
+    on_step: Callable[["JobState"], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+
+    def skip(self) -> None:
+        self.skipped = True
+
+    @property
+    def progress(self) -> float:
+        """A1111's formula: job fraction plus this job's step fraction, never above 1."""
+        if self.job_count == 0:
+            return 0.0
+        inner = self.sampling_step / self.sampling_steps if self.sampling_steps else 0.0
+        return min(1.0, (self.job_no + inner) / self.job_count)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        done = self.progress
+        if done <= 0:
+            return None
+        elapsed = time.monotonic() - self.started
+        return elapsed / done - elapsed
+
+    def step(self, index: int, total: int) -> None:
+        """Record a finished sampler step and stop the loop if the user asked to."""
+        with self._lock:
+            self.sampling_step, self.sampling_steps = index + 1, total
+        if self.on_step is not None:
+            self.on_step(self)
+        if self.interrupted:
+            raise JobInterrupted()
+        if self.skipped:
+            self.skipped = False
+            raise ImageSkipped()

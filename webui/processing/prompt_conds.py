@@ -1,0 +1,99 @@
+"""Turns prompts into the per-step conditioning the CFG denoiser asks for (AND parts, prompt editing, SDXL extras)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from webui.conditioning import PromptEncoder, TextEncoderSlot
+from webui.conditioning.tokenizer import load_clip_tokenizer
+from webui.models.loader import LoadedComponents
+from webui.prompts import ExtraNetworkTag, extract_extra_networks, prompt_schedule, split_and_prompts
+
+Cond = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """A prompt after parsing: its AND parts (each a step schedule of texts, with a weight) and its network tags."""
+
+    parts: tuple[tuple[tuple[tuple[int, str], ...], float], ...]
+    networks: tuple[ExtraNetworkTag, ...]
+
+
+def plan_prompt(text: str, steps: int, *, allow_and: bool = True) -> PromptPlan:
+    """Extra-network tags come out first, then AND splitting, then the prompt-editing schedule (A1111's order)."""
+    clean, tags = extract_extra_networks(text)
+    pieces = split_and_prompts(clean) if allow_and else [(clean, 1.0)]
+    parts = tuple((tuple((int(end), str(t)) for end, t in prompt_schedule(piece, steps)), float(weight))
+                  for piece, weight in pieces)
+    return PromptPlan(parts, tuple(tags))
+
+
+def text_at(schedule: tuple[tuple[int, str], ...], step: int) -> str:
+    """A1111 uses the first entry whose end step is >= the current step index."""
+    for end, text in schedule:
+        if step <= end:
+            return text
+    return schedule[-1][1]
+
+
+def prompt_encoder_for(components: LoadedComponents, emphasis: str) -> PromptEncoder:
+    slots = [TextEncoderSlot(model=e.model, tokenizer=load_clip_tokenizer(pad_with_eos=e.kind == "clip_l"), kind=e.kind)
+             for e in components.text_encoders]
+    return PromptEncoder(slots, emphasis=emphasis)
+
+
+class ConditioningBuilder:
+    """Encodes each distinct text once per generation and assembles batched cond dicts for a step."""
+
+    def __init__(self, encoder: PromptEncoder, components: LoadedComponents, clip_skip: int,
+                 width: int, height: int, image_cond: torch.Tensor | None = None) -> None:
+        self._encoder = encoder
+        self._family = components.architecture.family
+        self._clip_skip = clip_skip
+        self._size = (height, width)
+        self._image_cond = image_cond
+        self._cache: dict[tuple[str, bool], Cond] = {}
+
+    def _encode(self, text: str, negative: bool) -> Cond:
+        key = (text, negative)
+        if key not in self._cache:
+            with torch.no_grad():
+                encoded = self._encoder.encode([text], clip_skip=self._clip_skip)
+            cond: Cond = {"context": encoded.context}
+            if encoded.pooled is not None:
+                cond["pooled"] = encoded.pooled
+            if negative and text == "" and self._family == "sdxl":
+                cond = {k: torch.zeros_like(v) for k, v in cond.items()}  # A1111 zeroes an empty SDXL negative
+            self._cache[key] = cond
+        return self._cache[key]
+
+    def _batched(self, cond: Cond, batch: int, negative: bool) -> Cond:
+        out = {k: v.expand(batch, *v.shape[1:]) for k, v in cond.items()}
+        if self._family in ("sdxl", "sdxl-refiner"):
+            out["time_ids"] = self._time_ids(negative).expand(batch, -1)
+        if self._image_cond is not None:
+            out["c_concat"] = self._image_cond
+        return out
+
+    def _time_ids(self, negative: bool) -> torch.Tensor:
+        height, width = self._size
+        if self._family == "sdxl-refiner":
+            score = 2.5 if negative else 6.0  # A1111's default aesthetic scores for the refiner
+            return torch.tensor([[height, width, 0, 0, score]], dtype=torch.float32)
+        return torch.tensor([[height, width, 0, 0, height, width]], dtype=torch.float32)
+
+    def cond_fn(self, plan: PromptPlan, batch: int) -> Callable[[int], list[tuple[Cond, float]]]:
+        def cond_at(step: int) -> list[tuple[Cond, float]]:
+            return [(self._batched(self._encode(text_at(schedule, step), False), batch, False), weight)
+                    for schedule, weight in plan.parts]
+        return cond_at
+
+    def uncond_fn(self, plan: PromptPlan, batch: int) -> Callable[[int], Cond]:
+        schedule = plan.parts[0][0]
+
+        def uncond_at(step: int) -> Cond:
+            return self._batched(self._encode(text_at(schedule, step), True), batch, True)
+        return uncond_at

@@ -1,0 +1,40 @@
+"""What a processing call needs besides its request: the model manager, folders and output settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from webui.models.device import DeviceConfig, device_config
+from webui.models.hashing import HashCache
+from webui.models.manager import ModelManager
+from webui.models.registry import CheckpointRegistry
+from webui.paths import Folders
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """Where and how results are written (A1111's defaults)."""
+
+    root: Path
+    save_to_dated_folders: bool = True
+    image_format: str = "png"
+
+
+@dataclass
+class Runtime:
+    """Built once at start-up by the app; passed explicitly to every processing call (no globals)."""
+
+    folders: Folders
+    models: ModelManager
+    outputs: OutputSettings
+
+    @property
+    def registry(self) -> CheckpointRegistry:
+        return self.models.registry
+
+
+def build_runtime(folders: Folders, device: DeviceConfig | None = None, *, hashing: bool = True) -> Runtime:
+    cache = HashCache(folders.data / "cache.json")
+    registry = CheckpointRegistry(folders.checkpoints, folders.vae, cache, hashing=hashing)
+    manager = ModelManager(registry, device or device_config())
+    return Runtime(folders, manager, OutputSettings(folders.outputs))
