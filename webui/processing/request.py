@@ -39,6 +39,7 @@ class Txt2ImgRequest(BaseModel):
     s_tmin: float = Field(0.0, ge=0.0)
     s_tmax: float = Field(0.0, ge=0.0)
     s_noise: float = Field(1.0, ge=0.0)
+    eta_noise_seed_delta: int = Field(0, ge=0)  # A1111's ENSD: re-seeds the noise of ancestral/SDE steps
     checkpoint: str | None = None  # None: the loaded one
     vae: str = "Automatic"  # "Automatic", "None" or a file name from models/VAE
     save_images: bool = True

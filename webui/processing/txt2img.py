@@ -74,7 +74,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
             shape = (latent_channels, request.height // 8, request.width // 8)
             resize = (request.seed_resize_from_w, request.seed_resize_from_h) \
                 if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None
-            noise, generators = image_noise(shape, seeds, subseeds, request.subseed_strength, resize)
+            noise, generators = image_noise(shape, seeds, subseeds, request.subseed_strength, resize,
+                                            eta_noise_seed_delta=request.eta_noise_seed_delta)
             # 5. Denoising loop.
             try:
                 with torch.no_grad():
@@ -158,6 +159,7 @@ def _infotext_params(request: Txt2ImgRequest, model: LoadedModel, sampler, sched
         "Seed resize from": f"{request.seed_resize_from_w}x{request.seed_resize_from_h}"
         if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        "ENSD": request.eta_noise_seed_delta if request.eta_noise_seed_delta and sampler.uses_ensd else None,
         "RNG": "CPU",
     }
     if request.eta is not None:
