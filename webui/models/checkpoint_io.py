@@ -36,8 +36,11 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
     try:
         with open(path, "rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
-            if length <= 0 or length > min(_MAX_HEADER_BYTES, size - 8):
-                raise ValueError(f"header length {length} does not fit a {size}-byte file")
+            if 0 < length <= _MAX_HEADER_BYTES and length > size - 8:
+                raise ModelFileError(f"{path.name} is truncated: its header alone needs {length + 8} bytes but the "
+                                     f"file has {size}; download it again")
+            if length <= 0 or length > _MAX_HEADER_BYTES:
+                raise ValueError(f"implausible header length {length}")
             header = json.loads(handle.read(length).decode("utf-8"))
     except (struct.error, ValueError, UnicodeDecodeError) as error:
         raise ModelFileError(f"{path.name} is not a valid .safetensors file ({error})") from error

@@ -15,7 +15,7 @@ from webui.models.architectures import (Architecture, UnsupportedModelError, arc
                                         detect_architecture)
 from webui.models.checkpoint_io import load_tensors, tensor_shapes
 from webui.models.device import DeviceConfig
-from webui.models.ldm_convert import ldm_to_diffusers, ldm_vae_to_diffusers
+from webui.models.ldm_convert import ldm_to_diffusers, vae_ldm_to_diffusers
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +74,13 @@ def load_components(path: Path, config: DeviceConfig, vae_file: Path | None = No
         log.warning("%s: %d tensors not used by %s, e.g. %s", path.name, len(converted.unexpected), arch.name,
                     ", ".join(converted.unexpected[:3]))
     parts = converted.components
-    unet = _assign(_empty(UNet2DConditionModel.from_config, arch.unet), parts.get("unet", {}), "UNet", path)
-    vae = _assign(_empty(AutoencoderKL.from_config, arch.vae), parts.get("vae", {}), "VAE", path)
+    unet = _assign(_empty(UNet2DConditionModel.from_config, arch.unet_config()), parts.get("unet", {}), "UNet", path)
+    vae = _assign(_empty(AutoencoderKL.from_config, arch.vae_config()), parts.get("vae", {}), "VAE", path)
     encoders = []
     for spec in arch.text_encoders:
-        cls = _TEXT_ENCODER_CLASSES[spec["class"]]
-        module = _assign(_empty(cls, CLIPTextConfig(**spec["config"])), parts.get(spec["slot"], {}),
-                         spec["slot"], path)
-        encoders.append(TextEncoder(spec["slot"], spec["kind"], module))
+        cls = _TEXT_ENCODER_CLASSES[spec.class_name]
+        module = _assign(_empty(cls, CLIPTextConfig(**spec.config_dict())), parts.get(spec.slot, {}), spec.slot, path)
+        encoders.append(TextEncoder(spec.slot, spec.kind, module))
     components = LoadedComponents(arch, unet, vae, encoders)
     if vae_file is not None:
         components.vae = load_vae(vae_file, arch)
@@ -96,8 +95,8 @@ def load_vae(path: Path, arch: Architecture) -> AutoencoderKL:
     state = {k.removeprefix("first_stage_model."): v for k, v in state.items()
              if not k.startswith(("model_ema.", "loss."))}
     diffusers_layout = any(".down_blocks." in k for k in state)
-    weights = state if diffusers_layout else ldm_vae_to_diffusers(state, arch)
-    return _assign(_empty(AutoencoderKL.from_config, arch.vae), weights, "VAE", path)
+    weights = state if diffusers_layout else vae_ldm_to_diffusers(state, arch)[0]
+    return _assign(_empty(AutoencoderKL.from_config, arch.vae_config()), weights, "VAE", path)
 
 
 def place(components: LoadedComponents, config: DeviceConfig) -> None:
@@ -105,7 +104,9 @@ def place(components: LoadedComponents, config: DeviceConfig) -> None:
     target = config.storage_device
     for module, dtype in ((components.unet, config.dtype), (components.vae, config.vae_dtype),
                           *((e.model, config.dtype) for e in components.text_encoders)):
-        module.to(device=target, dtype=dtype)
+        if next(module.parameters()).dtype != dtype:
+            module.to(dtype=dtype)
+        module.to(device=target)
         module.eval()
         module.requires_grad_(False)
 

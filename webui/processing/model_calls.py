@@ -28,6 +28,11 @@ def alphas_cumprod(scheduler: dict) -> torch.Tensor:
     return torch.cumprod(1.0 - betas, dim=0).float()
 
 
+def latent_scale(components: LoadedComponents) -> int:
+    """Pixels per latent cell: 8 for every SD VAE, smaller for tiny test/demo VAEs with fewer down blocks."""
+    return 2 ** (len(components.vae.config.block_out_channels) - 1)
+
+
 def make_unet_call(components: LoadedComponents, device: DeviceConfig) -> Callable:
     """A function (x_in, timesteps, cond) -> model output; cond holds batched tensors built by processing.
 
@@ -58,7 +63,7 @@ def decode_latents(components: LoadedComponents, latents: torch.Tensor, device: 
     scaled = latents / vae.config.scaling_factor
     if getattr(vae.config, "shift_factor", None):
         scaled = scaled + vae.config.shift_factor
-    pixels = latents.shape[-1] * latents.shape[-2] * 64
+    pixels = latents.shape[-1] * latents.shape[-2] * latent_scale(components) ** 2
     use_tiling = pixels > VAE_TILING_PIXELS
     decoded = _decode(vae, scaled, device.device, device.vae_dtype, use_tiling)
     if not torch.isfinite(decoded).all() and device.vae_dtype != torch.float32:

@@ -7,7 +7,6 @@ from typing import Callable
 import torch
 
 from webui.conditioning import PromptEncoder, TextEncoderSlot
-from webui.conditioning.tokenizer import load_clip_tokenizer
 from webui.models.loader import LoadedComponents
 from webui.prompts import ExtraNetworkTag, extract_extra_networks, prompt_schedule, split_and_prompts
 
@@ -40,9 +39,19 @@ def text_at(schedule: tuple[tuple[int, str], ...], step: int) -> str:
 
 
 def prompt_encoder_for(components: LoadedComponents, emphasis: str) -> PromptEncoder:
-    slots = [TextEncoderSlot(model=e.model, tokenizer=load_clip_tokenizer(pad_with_eos=e.kind == "clip_l"), kind=e.kind)
-             for e in components.text_encoders]
-    return PromptEncoder(slots, emphasis=emphasis)
+    """Each family's A1111 rules for which hidden layer feeds the UNet (see the conditioning layer)."""
+    family = components.architecture.family
+    slots = []
+    for encoder in components.text_encoders:
+        if family == "sd1":
+            slots.append(TextEncoderSlot.sd1(encoder.model))
+        elif family == "sd2":
+            slots.append(TextEncoderSlot.sd2(encoder.model))
+        elif encoder.kind == "clip_l":
+            slots.append(TextEncoderSlot.sdxl_clip_l(encoder.model))
+        else:
+            slots.append(TextEncoderSlot.sdxl_clip_g(encoder.model))
+    return PromptEncoder(slots, emphasis=emphasis, zero_empty_negative=family == "sdxl")
 
 
 class ConditioningBuilder:
@@ -61,12 +70,10 @@ class ConditioningBuilder:
         key = (text, negative)
         if key not in self._cache:
             with torch.no_grad():
-                encoded = self._encoder.encode([text], clip_skip=self._clip_skip)
+                encoded = self._encoder.encode([text], clip_skip=self._clip_skip, is_negative=negative)
             cond: Cond = {"context": encoded.context}
             if encoded.pooled is not None:
                 cond["pooled"] = encoded.pooled
-            if negative and text == "" and self._family == "sdxl":
-                cond = {k: torch.zeros_like(v) for k, v in cond.items()}  # A1111 zeroes an empty SDXL negative
             self._cache[key] = cond
         return self._cache[key]
 

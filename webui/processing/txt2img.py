@@ -10,7 +10,8 @@ from PIL import Image
 from webui.models.manager import LoadedModel
 from webui.processing.infotext import format_infotext
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
-from webui.processing.model_calls import alphas_cumprod, decode_latents, encode_images, make_unet_call, to_pil
+from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode_images, latent_scale,
+                                          make_unet_call, to_pil)
 from webui.processing.noise import fix_seed, image_noise, seeds_for_batch
 from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
 from webui.processing.png_info import pnginfo_for
@@ -50,13 +51,15 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
 
     with runtime.models.use(request.checkpoint, request.vae) as model:
         # 2. Parse prompts: extra networks out, AND parts and prompt-editing schedules in.
-        plan = plan_prompt(request.prompt, request.steps)
-        negative_plan = plan_prompt(request.negative_prompt, request.steps, allow_and=False)
+        # Second-order samplers call the model twice per step; A1111 stretches prompt-editing schedules to match.
+        schedule_steps = request.steps * (2 if sampler.second_order else 1)
+        plan = plan_prompt(request.prompt, schedule_steps)
+        negative_plan = plan_prompt(request.negative_prompt, schedule_steps, allow_and=False)
         result.warnings += _network_warnings(plan)
         components = model.components
         device = runtime.models.device
         encoder = prompt_encoder_for(components, request.emphasis)
-        schedule_model = DiscreteSchedule(alphas_cumprod(model.architecture.scheduler))
+        schedule_model = DiscreteSchedule(alphas_cumprod(model.architecture.scheduler_config()))
         unet_call = make_unet_call(components, device)
         denoiser_model = ModelDenoiser(unet_call, schedule_model, model.architecture.prediction_type)
 
@@ -71,7 +74,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                               builder.uncond_fn(negative_plan, len(seeds)), request.cfg_scale)
             # 4. Initial noise from each image's own CPU generator.
             latent_channels = components.unet.config.out_channels
-            shape = (latent_channels, request.height // 8, request.width // 8)
+            scale = latent_scale(components)
+            shape = (latent_channels, request.height // scale, request.width // scale)
             resize = (request.seed_resize_from_w, request.seed_resize_from_h) \
                 if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None
             noise, generators = image_noise(shape, seeds, subseeds, request.subseed_strength, resize,
@@ -82,7 +86,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                     latents = sample(sampler.name, schedule.name, cfg, noise, schedule_model, request.steps,
                                      seeds=seeds, generators=generators,
                                      callback=lambda info: job.step(info.i, info.total),
-                                     settings=_sampler_settings(request))
+                                     settings=_sampler_settings(request),
+                                     is_sdxl=model.architecture.family in ("sdxl", "sdxl-refiner"))
             except ImageSkipped:
                 continue
             except JobInterrupted:

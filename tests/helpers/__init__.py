@@ -1,0 +1,1 @@
+"""Shared test helpers: tiny random model builders and empty full-size components."""
