@@ -1,6 +1,8 @@
 """txt2img end to end on tiny checkpoints in each family's real single-file layout."""
 import gc
+import pickle
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +105,14 @@ def test_no_network_access_while_loading_and_generating(tmp_path):
     assert attempts == []
 
 
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
 def test_bad_requests_leave_the_app_working(tmp_path):
     runtime = _runtime(tmp_path, "sd1")
     ckpt_dir = runtime.registry.checkpoint_dir
@@ -114,6 +124,12 @@ def test_bad_requests_leave_the_app_working(tmp_path):
         txt2img(_request(checkpoint="broken", save_images=False), runtime)
     with pytest.raises(UserInputError, match="not found"):
         txt2img(_request(checkpoint="../secret.safetensors", save_images=False), runtime)
+    evil = ckpt_dir / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": _RunsCode(tmp_path / "pwned")}))
+    runtime.registry.refresh()
+    with pytest.raises(ModelFileError, match="refused"):
+        txt2img(_request(checkpoint="evil", save_images=False), runtime)
+    assert not (tmp_path / "pwned").exists()
     for bad in ({"width": 513}, {"steps": 0}, {"sampler_name": "Nope"}):
         with pytest.raises(UserInputError):
             _request(**bad)

@@ -69,7 +69,7 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
                     cfg_scale = gr.Slider(1.0, 30.0, value=7.0, step=0.5, label="CFG Scale")
                     seed = gr.Number(value=-1, precision=0, label="Seed")
                 with gr.Column():
-                    gallery = gr.Gallery(label="Output", columns=2, height=520)
+                    gallery = gr.Gallery(label="Output", columns=2, height=520, format="png")
                     infotext = gr.Textbox(label="Generation info", lines=4, interactive=False)
 
         def on_generate(ckpt, vae_name, skip, p, n, smp, sch, st, w, h, count, size, cfg, sd,
