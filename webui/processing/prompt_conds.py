@@ -6,7 +6,9 @@ from typing import Callable
 
 import torch
 
-from webui.conditioning import PromptEncoder, TextEncoderSlot
+from webui.conditioning import EmbeddingDatabase, PromptEncoder, TextEncoderSlot
+from webui.conditioning.embedding_library import EmbeddingLibrary
+from webui.conditioning.tokenizer import load_clip_tokenizer
 from webui.models.loader import LoadedComponents
 from webui.prompts import ExtraNetworkTag, extract_extra_networks, prompt_schedule, split_and_prompts
 
@@ -38,19 +40,25 @@ def text_at(schedule: tuple[tuple[int, str], ...], step: int) -> str:
     return schedule[-1][1]
 
 
-def prompt_encoder_for(components: LoadedComponents, emphasis: str) -> PromptEncoder:
+def embeddings_for(components: LoadedComponents, library: EmbeddingLibrary) -> EmbeddingDatabase:
+    widths = tuple(int(e.model.config.hidden_size) for e in components.text_encoders)
+    return library.database_for(load_clip_tokenizer(), widths)
+
+
+def prompt_encoder_for(components: LoadedComponents, emphasis: str,
+                       embeddings: EmbeddingDatabase | None = None) -> PromptEncoder:
     """Each family's A1111 rules for which hidden layer feeds the UNet (see the conditioning layer)."""
     family = components.architecture.family
     slots = []
     for encoder in components.text_encoders:
         if family == "sd1":
-            slots.append(TextEncoderSlot.sd1(encoder.model))
+            slots.append(TextEncoderSlot.sd1(encoder.model, embeddings))
         elif family == "sd2":
-            slots.append(TextEncoderSlot.sd2(encoder.model))
+            slots.append(TextEncoderSlot.sd2(encoder.model, embeddings))
         elif encoder.kind == "clip_l":
-            slots.append(TextEncoderSlot.sdxl_clip_l(encoder.model))
+            slots.append(TextEncoderSlot.sdxl_clip_l(encoder.model, embeddings))
         else:
-            slots.append(TextEncoderSlot.sdxl_clip_g(encoder.model))
+            slots.append(TextEncoderSlot.sdxl_clip_g(encoder.model, embeddings))
     return PromptEncoder(slots, emphasis=emphasis, zero_empty_negative=family == "sdxl")
 
 
@@ -65,12 +73,14 @@ class ConditioningBuilder:
         self._size = (height, width)
         self._image_cond = image_cond
         self._cache: dict[tuple[str, bool], Cond] = {}
+        self.embeddings_used: dict[str, None] = {}  # insertion-ordered set, for `TI hashes`
 
     def _encode(self, text: str, negative: bool) -> Cond:
         key = (text, negative)
         if key not in self._cache:
             with torch.no_grad():
                 encoded = self._encoder.encode([text], clip_skip=self._clip_skip, is_negative=negative)
+            self.embeddings_used.update(dict.fromkeys(encoded.embeddings_used))
             cond: Cond = {"context": encoded.context}
             if encoded.pooled is not None:
                 cond["pooled"] = encoded.pooled

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from webui.conditioning.embedding_library import EmbeddingLibrary
 from webui.models.device import DeviceConfig, device_config
 from webui.models.hashing import HashCache
 from webui.models.manager import ModelManager
@@ -27,6 +28,7 @@ class Runtime:
     folders: Folders
     models: ModelManager
     outputs: OutputSettings
+    embeddings: EmbeddingLibrary
 
     @property
     def registry(self) -> CheckpointRegistry:
@@ -37,4 +39,4 @@ def build_runtime(folders: Folders, device: DeviceConfig | None = None, *, hashi
     cache = HashCache(folders.data / "cache.json")
     registry = CheckpointRegistry(folders.checkpoints, folders.vae, cache, hashing=hashing)
     manager = ModelManager(registry, device or device_config())
-    return Runtime(folders, manager, OutputSettings(folders.outputs))
+    return Runtime(folders, manager, OutputSettings(folders.outputs), EmbeddingLibrary(folders.embeddings))

@@ -15,7 +15,7 @@ from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode
 from webui.processing.noise import fix_seed, image_noise, seeds_for_batch
 from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
 from webui.processing.png_info import pnginfo_for
-from webui.processing.prompt_conds import ConditioningBuilder, plan_prompt, prompt_encoder_for
+from webui.processing.prompt_conds import ConditioningBuilder, embeddings_for, plan_prompt, prompt_encoder_for
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.sampling import CFGDenoiser, DiscreteSchedule, ModelDenoiser, sample
@@ -58,7 +58,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
         result.warnings += _network_warnings(plan)
         components = model.components
         device = runtime.models.device
-        encoder = prompt_encoder_for(components, request.emphasis)
+        embeddings = embeddings_for(components, runtime.embeddings)
+        encoder = prompt_encoder_for(components, request.emphasis, embeddings)
         schedule_model = DiscreteSchedule(alphas_cumprod(model.architecture.scheduler_config()))
         unet_call = make_unet_call(components, device)
         denoiser_model = ModelDenoiser(unet_call, schedule_model, model.architecture.prediction_type)
@@ -96,10 +97,10 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
             # 6. Decode and write.
             with torch.no_grad():
                 images = to_pil(decode_latents(components, latents, device))
+            extra = {"TI hashes": embeddings.hashes_infotext(builder.embeddings_used) or None}
             for index, image in enumerate(images):
-                text = format_infotext(request.prompt, request.negative_prompt,
-                                       _infotext_params(request, model, sampler, schedule, seeds[index],
-                                                        subseeds[index], runtime))
+                params = _infotext_params(request, model, sampler, schedule, seeds[index], subseeds[index], runtime)
+                text = format_infotext(request.prompt, request.negative_prompt, {**params, **extra})
                 image.info["parameters"] = text
                 result.images.append(image)
                 result.infotexts.append(text)
