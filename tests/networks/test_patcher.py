@@ -141,3 +141,17 @@ def test_fp16_model_is_rounded_once_from_fp32(world) -> None:
         rounded = expected.half()
         assert bool(((actual == rounded) | (actual == torch.nextafter(rounded, actual))).all())
         assert int((actual != rounded).sum()) <= max(2, actual.numel() // 500)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backup_device", [None, "cpu"])
+def test_cuda_fp16_apply_restore_with_device_or_host_backups(world, backup_device) -> None:
+    models, _, _, loras = world
+    cuda = {k: copy.deepcopy(m).half().cuda() for k, m in models.items()}
+    before = param_hash({k: copy.deepcopy(m).cpu() for k, m in cuda.items()})
+    patcher = LoraPatcher(cuda, backup_device=backup_device)
+    patcher.apply([(loras["a"], 1.0, 0.5), (loras["c"], 0.5, 0.5)])
+    expected = "cuda" if backup_device is None else "cpu"
+    assert all(b.weight.device.type == expected for b in patcher._backups.values())
+    patcher.restore()
+    assert param_hash({k: copy.deepcopy(m).cpu() for k, m in cuda.items()}) == before

@@ -1,13 +1,14 @@
 """The calls processing makes into a loaded model: the UNet step function, VAE decode/encode, noise schedule."""
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
-from webui.models.device import DeviceConfig
+from webui.models.device import DeviceConfig, on_device
 from webui.models.loader import LoadedComponents
 
 # Above this many output pixels the VAE decodes in tiles, so big hires images fit in memory.
@@ -26,6 +27,15 @@ def alphas_cumprod(scheduler: dict) -> torch.Tensor:
     else:
         raise ValueError(f"unsupported beta schedule {kind!r}")
     return torch.cumprod(1.0 - betas, dim=0).float()
+
+
+@contextlib.contextmanager
+def text_encoders_on_device(components: LoadedComponents, device: DeviceConfig) -> Iterator[None]:
+    """All text encoders on the compute device for the duration (a no-op unless --medvram/--lowvram)."""
+    with contextlib.ExitStack() as stack:
+        for encoder in components.text_encoders:
+            stack.enter_context(on_device(encoder.model, device))
+        yield
 
 
 def latent_scale(components: LoadedComponents) -> int:

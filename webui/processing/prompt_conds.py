@@ -87,6 +87,14 @@ class ConditioningBuilder:
             self._cache[key] = cond
         return self._cache[key]
 
+    def precompute(self, plan: PromptPlan, negative_plan: PromptPlan) -> None:
+        """Encode every text any step will need now, so the text encoders can leave the GPU before sampling."""
+        for schedule, _ in plan.parts:
+            for _, text in schedule:
+                self._encode(text, False)
+        for _, text in negative_plan.parts[0][0]:
+            self._encode(text, True)
+
     def _batched(self, cond: Cond, batch: int, negative: bool) -> Cond:
         out = {k: v.expand(batch, *v.shape[1:]) for k, v in cond.items()}
         if self._family in ("sdxl", "sdxl-refiner"):

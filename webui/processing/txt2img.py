@@ -10,8 +10,9 @@ from PIL import Image
 from webui.models.manager import LoadedModel
 from webui.processing.infotext import format_infotext
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
+from webui.models.device import on_device
 from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode_images, latent_scale,
-                                          make_unet_call, to_pil)
+                                          make_unet_call, text_encoders_on_device, to_pil)
 from webui.processing.noise import fix_seed, image_noise, seeds_for_batch
 from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
 from webui.processing.png_info import pnginfo_for
@@ -71,6 +72,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
             # 3. Conditioning for every step (encoded once per distinct text).
             builder = ConditioningBuilder(encoder, components, request.clip_skip, request.width, request.height,
                                           image_cond=_inpainting_txt2img_cond(model, request, len(seeds), device))
+            with text_encoders_on_device(components, device):
+                builder.precompute(plan, negative_plan)
             cfg = CFGDenoiser(denoiser_model, builder.cond_fn(plan, len(seeds)),
                               builder.uncond_fn(negative_plan, len(seeds)), request.cfg_scale)
             # 4. Initial noise from each image's own CPU generator.
@@ -81,9 +84,10 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                 if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None
             noise, generators = image_noise(shape, seeds, subseeds, request.subseed_strength, resize,
                                             eta_noise_seed_delta=request.eta_noise_seed_delta)
+            noise = noise.to(device.device)  # latents stay fp32; the UNet call casts to the model dtype
             # 5. Denoising loop.
             try:
-                with torch.no_grad():
+                with torch.no_grad(), on_device(components.unet, device):
                     latents = sample(sampler.name, schedule.name, cfg, noise, schedule_model, request.steps,
                                      seeds=seeds, generators=generators,
                                      callback=lambda info: job.step(info.i, info.total),
@@ -95,7 +99,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                 result.interrupted = True
                 break
             # 6. Decode and write.
-            with torch.no_grad():
+            with torch.no_grad(), on_device(components.vae, device):
                 images = to_pil(decode_latents(components, latents, device))
             extra = {"TI hashes": embeddings.hashes_infotext(builder.embeddings_used) or None}
             for index, image in enumerate(images):
@@ -141,7 +145,7 @@ def _inpainting_txt2img_cond(model: LoadedModel, request: Txt2ImgRequest, batch:
     if not model.architecture.inpainting:
         return None
     grey = torch.full((1, 3, request.height, request.width), 0.5)
-    with torch.no_grad():
+    with torch.no_grad(), on_device(model.components.vae, device):
         latent = encode_images(model.components, grey, device)
     mask = torch.ones(1, 1, *latent.shape[-2:])
     return torch.cat([mask, latent], dim=1).expand(batch, -1, -1, -1)

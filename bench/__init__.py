@@ -1,0 +1,1 @@
+"""Benchmarks of the generation core against diffusers (run from the repo root)."""

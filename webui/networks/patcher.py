@@ -1,0 +1,268 @@
+"""Merge a stack of LoRAs into model weights in place (fp32, one rounding), re-merging only changed layers."""
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from webui.networks.errors import LoraApplyError
+from webui.networks.keymap import TEXT_TARGETS, guess_model_family
+from webui.networks.layers import LayerPatch, LoraPatch
+from webui.networks.lora_file import LoraFile
+
+LayerKey = tuple[str, str]
+StackEntry = tuple[LoraFile, float, float]
+# Keep this much device memory free when deciding whether pristine copies may stay on the accelerator.
+_DEVICE_HEADROOM = 1 << 30
+
+
+@dataclass
+class ApplyReport:
+    """What one `apply` did: LoRAs merged, LoRAs refused (name → reason), warnings and layer counts."""
+
+    applied: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    layers_written: int = 0
+    layers_restored: int = 0
+
+
+@dataclass
+class _Backup:
+    weight: Tensor
+    bias: Tensor | None = None
+
+
+class LoraPatcher:
+    """Owns the pristine copies of every weight it touched; `apply` makes the models equal W₀ + Σ mᵢγᵢΔWᵢ.
+
+    Each layer carries the signature of what is merged into it, so a new stack rewrites only the layers whose
+    contributions changed. Any exception (or interrupt) while writing restores every layer before re-raising,
+    so the models are never left half-patched.
+    """
+
+    def __init__(self, models: Mapping[str, torch.nn.Module], family: str | None = None,
+                 backup_device: torch.device | str | None = None) -> None:
+        self.models = dict(models)
+        self.family = family or guess_model_family(self.models)
+        self._backup_device = None if backup_device is None else torch.device(backup_device)
+        self._backups: dict[LayerKey, _Backup] = {}
+        self._signatures: dict[LayerKey, tuple] = {}
+        self._modules: dict[LayerKey, torch.nn.Module] = {}
+        self._lock = threading.Lock()
+        self.active: tuple[StackEntry, ...] = ()
+
+    # -- public -----------------------------------------------------------------------------------------------
+
+    def apply(self, stack: Sequence[StackEntry], strict: bool = False) -> ApplyReport:
+        """Make the models carry exactly `stack` ((lora, te_weight, unet_weight), in order).
+
+        LoRAs that do not fit (wrong family, wrong shapes, no matching layer) are skipped with a reason in the
+        report, or raise LoraApplyError before anything is written when `strict`.
+        """
+        with self._lock:
+            report = ApplyReport()
+            wanted: dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]] = {}
+            accepted: list[StackEntry] = []
+            for lora, te_weight, unet_weight in stack:
+                if te_weight == 0 and unet_weight == 0:
+                    continue
+                reason = self._check(lora, report)
+                if reason is not None:
+                    report.rejected[lora.name] = reason
+                    continue
+                accepted.append((lora, te_weight, unet_weight))
+                report.applied.append(lora.name)
+                for key, patch in lora.modules.items():
+                    multiplier = te_weight if key[0] in TEXT_TARGETS else unet_weight
+                    if multiplier != 0:
+                        wanted.setdefault(key, []).append((lora, patch, float(multiplier)))
+            if strict and report.rejected:
+                raise LoraApplyError("; ".join(report.rejected.values()))
+            signatures = {key: tuple((lora.identity, m) for lora, _, m in entries) for key, entries in wanted.items()}
+            try:
+                for key in [k for k in self._signatures if k not in wanted]:
+                    self._restore_layer(key)
+                    report.layers_restored += 1
+                for key, entries in wanted.items():
+                    if self._signatures.get(key) != signatures[key]:
+                        self._merge_layer(key, entries)
+                        self._signatures[key] = signatures[key]
+                        report.layers_written += 1
+            except BaseException:
+                # Never leave a half-applied stack: put every touched layer back to its pristine weight.
+                self._restore_all()
+                raise
+            self.active = tuple(accepted)
+            return report
+
+    def restore(self) -> int:
+        """Write every pristine weight back (bit-identical) and free the copies; returns the layers restored."""
+        with self._lock:
+            return self._restore_all()
+
+    @contextlib.contextmanager
+    def patched(self, stack: Sequence[StackEntry], strict: bool = False) -> Iterator[ApplyReport]:
+        """Apply `stack` for the duration of the block and restore in `finally`, even when the body raises."""
+        try:
+            yield self.apply(stack, strict=strict)
+        finally:
+            self.restore()
+
+    def __enter__(self) -> "LoraPatcher":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.restore()
+
+    def backup_bytes(self) -> int:
+        """Bytes held in pristine copies (equals the bytes of the touched weights and biases)."""
+        return sum(b.weight.numel() * b.weight.element_size()
+                   + (0 if b.bias is None else b.bias.numel() * b.bias.element_size())
+                   for b in self._backups.values())
+
+    @property
+    def patched_layers(self) -> frozenset[LayerKey]:
+        return frozenset(self._signatures)
+
+    # -- checks -----------------------------------------------------------------------------------------------
+
+    def _check(self, lora: LoraFile, report: ApplyReport) -> str | None:
+        """A reason to refuse the whole LoRA, or None; runs before any weight is written."""
+        if lora.family != "unknown" and self.family != "unknown" and lora.family != self.family:
+            return (f"LoRA {lora.name} is for {lora.family.upper()} but the loaded model is "
+                    f"{self.family.upper()}; skipped")
+        if not lora.modules:
+            hint = f" (it looks like a {lora.family.upper()} LoRA)" if lora.family != "unknown" else ""
+            return f"LoRA {lora.name}: none of its {len(lora.unmatched_keys)} layers exist in this model{hint}; skipped"
+        problems = []
+        for key, patch in lora.modules.items():
+            module = self._module(key)
+            weight = getattr(module, "weight", None) if module is not None else None
+            if weight is None:
+                problems.append(f"{key[0]}.{key[1]}: no such layer in this model")
+                continue
+            bias = getattr(module, "bias", None)
+            message = patch.check(weight.shape, None if bias is None else bias.shape)
+            if message is not None:
+                problems.append(f"{key[0]}.{key[1]}: {message}")
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            return f"LoRA {lora.name} does not fit this model: " + "; ".join(problems[:3]) + more
+        if lora.unmatched_keys:
+            sample = ", ".join(lora.unmatched_keys[:3])
+            report.warnings.append(f"LoRA {lora.name}: {len(lora.unmatched_keys)} layers match nothing in this "
+                                   f"model and were ignored (e.g. {sample})")
+        if lora.unsupported_keys:
+            sample = ", ".join(lora.unsupported_keys[:3])
+            report.warnings.append(f"LoRA {lora.name}: {len(lora.unsupported_keys)} keys of an unsupported type "
+                                   f"were ignored (e.g. {sample})")
+        return None
+
+    def _module(self, key: LayerKey) -> torch.nn.Module | None:
+        if key not in self._modules:
+            model = self.models.get(key[0])
+            if model is None:
+                return None
+            try:
+                self._modules[key] = model.get_submodule(key[1])
+            except AttributeError:
+                return None
+        return self._modules[key]
+
+    # -- writing ----------------------------------------------------------------------------------------------
+
+    def _storage_device(self, tensor: Tensor) -> torch.device:
+        """Where a pristine copy lives: the weight's own device while memory allows, else the CPU."""
+        if self._backup_device is not None:
+            return self._backup_device
+        if tensor.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(tensor.device)
+            if free < tensor.numel() * tensor.element_size() + _DEVICE_HEADROOM:
+                return torch.device("cpu")
+        return tensor.device
+
+    def _copy(self, tensor: Tensor) -> Tensor:
+        device = self._storage_device(tensor)
+        copy = torch.empty_like(tensor, device=device, pin_memory=device.type == "cpu" and tensor.is_cuda)
+        copy.copy_(tensor.detach())
+        return copy
+
+    def _backup(self, key: LayerKey, want_bias: bool) -> _Backup:
+        module = self._modules[key]
+        backup = self._backups.get(key)
+        if backup is None:
+            backup = _Backup(weight=self._copy(module.weight.data))
+            self._backups[key] = backup
+        if want_bias and backup.bias is None and module.bias is not None:
+            backup.bias = self._copy(module.bias.data)
+        return backup
+
+    def _write(self, target: Tensor, value: Tensor) -> None:
+        """The only place weights change: one in-place copy, casting (rounding once) to the model dtype."""
+        target.copy_(value)
+
+    def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> None:
+        module = self._modules[key]
+        param = module.weight
+        backup = self._backup(key, want_bias=any(p.bias_delta_tensor() is not None for _, p, _ in entries))
+        shape, device = param.shape, param.device
+        weight = backup.weight.to(device=device, dtype=torch.float32).reshape(shape[0], -1)
+        bias = None if backup.bias is None else backup.bias.to(device=device, dtype=torch.float32)
+        ups: list[Tensor] = []
+        downs: list[Tensor] = []
+
+        def flush(current: Tensor) -> Tensor:
+            # All pending plain LoRAs become one matmul-add: [γ₁m₁up₁ | γ₂m₂up₂ | …] @ [down₁; down₂; …].
+            if not ups:
+                return current
+            result = torch.addmm(current, torch.cat(ups, dim=1), torch.cat(downs, dim=0))
+            ups.clear()
+            downs.clear()
+            return result
+
+        for _, patch, multiplier in entries:
+            if isinstance(patch, LoraPatch) and patch.is_low_rank():
+                up, down = patch.factors(device)
+                ups.append(up * multiplier)
+                downs.append(down)
+                continue
+            # Weight-dependent types (IA3, DoRA) see the weight as built so far, in stack order, like A1111.
+            weight = flush(weight)
+            delta, bias_delta = patch.delta(weight.reshape(shape), multiplier)
+            weight = weight + delta.reshape(weight.shape)
+            if bias_delta is not None and bias is not None:
+                bias = bias + bias_delta.reshape(bias.shape)
+        weight = flush(weight)
+        self._write(param.data, weight.reshape(shape))
+        if bias is not None:
+            self._write(module.bias.data, bias)
+
+    def _restore_layer(self, key: LayerKey) -> None:
+        backup = self._backups.get(key)
+        if backup is not None:
+            module = self._modules[key]
+            self._write(module.weight.data, backup.weight)
+            if backup.bias is not None:
+                self._write(module.bias.data, backup.bias)
+        # Forget the copy only once the pristine weight is back in place.
+        self._backups.pop(key, None)
+        self._signatures.pop(key, None)
+
+    def _restore_all(self) -> int:
+        keys = list(self._backups)
+        # Restoring is copy-only, so an interrupt here is retried by the next restore; pop only after writing.
+        for key in keys:
+            backup = self._backups[key]
+            module = self._modules[key]
+            module.weight.data.copy_(backup.weight)
+            if backup.bias is not None:
+                module.bias.data.copy_(backup.bias)
+            del self._backups[key]
+        self._signatures.clear()
+        self.active = ()
+        return len(keys)
