@@ -5,7 +5,7 @@ import contextlib
 import gc
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -13,6 +13,7 @@ import torch
 from webui.errors import ModelFileError, UserInputError
 from webui.models.device import DeviceConfig
 from webui.models.loader import LoadedComponents, load_components, resolve_architecture
+from webui.networks import LoraPatcher, ModelNames
 from webui.models.registry import CheckpointInfo, CheckpointRegistry, VaeInfo
 
 log = logging.getLogger(__name__)
@@ -23,16 +24,40 @@ VAE_NONE = "None"
 
 @dataclass
 class LoadedModel:
-    """A loaded checkpoint: its file, its modules, and which VAE is in use."""
+    """A loaded checkpoint: its file, its modules, which VAE is in use, and the LoRA patcher bound to it."""
 
     checkpoint: CheckpointInfo
     components: LoadedComponents
     vae: VaeInfo | None
     short_hash: str | None
+    _patcher: LoraPatcher | None = field(default=None, repr=False)
+    _lora_names: ModelNames | None = field(default=None, repr=False)
 
     @property
     def architecture(self):
         return self.components.architecture
+
+    def _network_targets(self) -> dict:
+        targets = {"unet": self.components.unet}
+        targets.update({encoder.slot: encoder.model for encoder in self.components.text_encoders})
+        return targets
+
+    @property
+    def lora_family(self) -> str | None:
+        family = self.architecture.family
+        return family if family in ("sd1", "sd2", "sdxl") else None
+
+    def lora_names(self) -> ModelNames:
+        """Module-name tables LoRA keys are matched against (built once per loaded model)."""
+        if self._lora_names is None:
+            self._lora_names = ModelNames.from_models(self._network_targets(), self.lora_family)
+        return self._lora_names
+
+    def lora_patcher(self) -> LoraPatcher:
+        """One patcher per loaded model, so the merged stack survives between generations (near-free reuse)."""
+        if self._patcher is None:
+            self._patcher = LoraPatcher(self._network_targets(), self.lora_family)
+        return self._patcher
 
 
 class ModelManager:

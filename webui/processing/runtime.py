@@ -8,6 +8,7 @@ from webui.conditioning.embedding_library import EmbeddingLibrary
 from webui.models.device import DeviceConfig, device_config
 from webui.models.hashing import HashCache
 from webui.models.manager import ModelManager
+from webui.networks import LoraLibrary
 from webui.models.registry import CheckpointRegistry
 from webui.paths import Folders
 
@@ -29,6 +30,7 @@ class Runtime:
     models: ModelManager
     outputs: OutputSettings
     embeddings: EmbeddingLibrary
+    loras: LoraLibrary
 
     @property
     def registry(self) -> CheckpointRegistry:
@@ -39,4 +41,5 @@ def build_runtime(folders: Folders, device: DeviceConfig | None = None, *, hashi
     cache = HashCache(folders.data / "cache.json")
     registry = CheckpointRegistry(folders.checkpoints, folders.vae, cache, hashing=hashing)
     manager = ModelManager(registry, device or device_config())
-    return Runtime(folders, manager, OutputSettings(folders.outputs), EmbeddingLibrary(folders.embeddings))
+    return Runtime(folders, manager, OutputSettings(folders.outputs), EmbeddingLibrary(folders.embeddings),
+                   LoraLibrary(list(folders.lora)))

@@ -13,6 +13,7 @@ from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
 from webui.models.device import on_device
 from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode_images, latent_scale,
                                           make_unet_call, text_encoders_on_device, to_pil)
+from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, image_noise, seeds_for_batch
 from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
 from webui.processing.png_info import pnginfo_for
@@ -56,7 +57,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
         schedule_steps = request.steps * (2 if sampler.second_order else 1)
         plan = plan_prompt(request.prompt, schedule_steps)
         negative_plan = plan_prompt(request.negative_prompt, schedule_steps, allow_and=False)
-        result.warnings += _network_warnings(plan)
+        networks = activate_networks(model, runtime.loras, plan.networks)
+        result.warnings += networks.warnings
         components = model.components
         device = runtime.models.device
         embeddings = embeddings_for(components, runtime.embeddings)
@@ -101,7 +103,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
             # 6. Decode and write.
             with torch.no_grad(), on_device(components.vae, device):
                 images = to_pil(decode_latents(components, latents, device))
-            extra = {"TI hashes": embeddings.hashes_infotext(builder.embeddings_used) or None}
+            extra = {"Lora hashes": networks.lora_hashes,
+                     "TI hashes": embeddings.hashes_infotext(builder.embeddings_used) or None}
             for index, image in enumerate(images):
                 params = _infotext_params(request, model, sampler, schedule, seeds[index], subseeds[index], runtime)
                 text = format_infotext(request.prompt, request.negative_prompt, {**params, **extra})
@@ -120,16 +123,6 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
             grid_folder = dated_folder(runtime.outputs.root / "txt2img-grids")
             save_grid(result.grid, grid_folder, infotext=result.infotexts[0])
     return result
-
-
-def _network_warnings(plan) -> list[str]:
-    warnings = []
-    for tag in plan.networks:
-        if tag.kind == "lora":
-            warnings.append(f"LoRA {tag.name!r} was not applied: the LoRA engine is not part of this build yet")
-        else:
-            warnings.append(f"<{tag.kind}:{tag.name}> is not supported and was ignored")
-    return warnings
 
 
 def _sampler_settings(request: Txt2ImgRequest) -> dict:
