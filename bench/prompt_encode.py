@@ -18,7 +18,7 @@ from webui.models.architectures import load_architecture
 from webui.prompts import parse_prompt
 
 PROMPT = ", ".join(["(masterpiece:1.2), best quality, 1girl, solo, long hair, looking at viewer, smile",
-                    "[blue|red] dress, outdoors, (cherry blossoms:0.8), sky, cloud, day, standing"] * 6)
+                    "[blue|red] dress, outdoors, (cherry blossoms:0.8), sky, cloud, day, standing"] * 4)
 
 
 def plain_encode(model: CLIPTextModel, tokenizer, text: str) -> torch.Tensor:

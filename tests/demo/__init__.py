@@ -1,0 +1,1 @@
+"""Behavioural tests of the bundled demo checkpoint, and the image analyser they use."""
