@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from webui.models.device import device_config
+    from webui.models.registry import BUNDLED_DEMO_STEM
     from webui.paths import Folders
     from webui.processing.runtime import build_runtime
     from webui.ui.app import build_ui, launch_options
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("No checkpoint found: put a .safetensors model into %s and press refresh", folders.checkpoints)
     elif args.ckpt:
         runtime.models.load(args.ckpt)
+    elif runtime.registry.default_checkpoint().stem == BUNDLED_DEMO_STEM:
+        log.info("No checkpoint of your own in %s: using the bundled demo model %s (it draws coloured shapes)",
+                 folders.checkpoints, runtime.registry.default_checkpoint().name)
     demo = build_ui(runtime)
     host = args.server_name or ("0.0.0.0" if args.listen else "127.0.0.1")
     demo.queue(default_concurrency_limit=1).launch(

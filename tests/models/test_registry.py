@@ -100,3 +100,12 @@ def test_automatic_vae_prefers_file_beside_checkpoint(tmp_path):
     info = registry.find("anime")
     assert registry.automatic_vae(info).path == ckpt.with_name("anime.vae.safetensors")
     assert registry.find_vae("other.vae.safetensors").name == "other.vae.safetensors"
+
+
+def test_bundled_demo_is_the_default_only_without_user_checkpoints(tmp_path):
+    _model(tmp_path / "ckpt" / "demo-shapes.safetensors")
+    registry = _registry(tmp_path)
+    assert registry.default_checkpoint().stem == "demo-shapes"
+    _model(tmp_path / "ckpt" / "my-model.safetensors", 2.0)
+    registry.refresh()
+    assert registry.default_checkpoint().stem == "my-model"

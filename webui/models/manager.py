@@ -120,10 +120,10 @@ class ModelManager:
             return self.registry.find(query)
         if self._loaded is not None:
             return self._loaded.checkpoint
-        checkpoints = self.registry.checkpoints()
-        if not checkpoints:
+        chosen = self.registry.default_checkpoint()
+        if chosen is None:
             raise UserInputError(f"No checkpoint found. Put a .safetensors model into {self.registry.checkpoint_dir}")
-        return checkpoints[0]
+        return chosen
 
     def _pick_vae(self, info: CheckpointInfo, choice: str) -> VaeInfo | None:
         if choice in (None, "", VAE_AUTOMATIC):

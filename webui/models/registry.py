@@ -10,6 +10,8 @@ from webui.models.checkpoint_io import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
 from webui.models.hashing import HashCache, legacy_model_hash
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
+# The small model shipped in models/Stable-diffusion; chosen by default only when the user has no checkpoint.
+BUNDLED_DEMO_STEM = "demo-shapes"
 VAE_SUFFIXES = (".safetensors", ".ckpt", ".pt")
 
 
@@ -81,6 +83,12 @@ class CheckpointRegistry:
     def checkpoints(self) -> list[CheckpointInfo]:
         with self._lock:
             return list(self._checkpoints)
+
+    def default_checkpoint(self) -> CheckpointInfo | None:
+        """The first of the user's checkpoints; the bundled demo only when there is nothing else."""
+        checkpoints = self.checkpoints()
+        own = [c for c in checkpoints if c.stem != BUNDLED_DEMO_STEM]
+        return (own or checkpoints or [None])[0]
 
     def vaes(self) -> list[VaeInfo]:
         with self._lock:

@@ -41,7 +41,8 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
     with gr.Blocks(title="Stable Diffusion WebUI") as demo:
         with gr.Row():
             choices = checkpoint_choices(runtime)
-            checkpoint = gr.Dropdown(choices, value=choices[0] if choices else None, label="Stable Diffusion checkpoint",
+            default = runtime.registry.default_checkpoint()
+            checkpoint = gr.Dropdown(choices, value=default.name if default else None, label="Stable Diffusion checkpoint",
                                      scale=4)
             refresh = gr.Button("🔄", scale=0, min_width=40)
             vae = gr.Dropdown(vae_choices(runtime), value="Automatic", label="SD VAE", scale=2)
