@@ -85,3 +85,16 @@ def add_churn(x: Tensor, sigma: float, sigma_hat: float, noise: NoiseSource, s_n
     if sigma_hat <= sigma:
         return x
     return x + noise(sigma, sigma_hat) * s_noise * math.sqrt(sigma_hat**2 - sigma**2)
+
+
+def churned_derivative(denoiser: Denoiser, x: Tensor, sigma: float, steps: int, noise: NoiseSource,
+                       s_churn: float, s_tmin: float, s_tmax: float,
+                       s_noise: float) -> tuple[Tensor, float, Tensor, Tensor]:
+    """The common start of a Karras Algorithm 2 step: churn, denoise at sigma_hat, and the ODE derivative.
+
+    Returns (x at sigma_hat, sigma_hat, denoised, d).
+    """
+    sigma_hat = churn_sigma(sigma, steps, s_churn, s_tmin, s_tmax)
+    x = add_churn(x, sigma, sigma_hat, noise, s_noise)
+    denoised = call(denoiser, x, sigma_hat)
+    return x, sigma_hat, denoised, to_d(x, sigma_hat, denoised)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from webui.sampling.common import (
-    Denoiser, NoiseSource, StepCallback, add_churn, ancestral_step, call, churn_sigma, report, to_d,
+    Denoiser, NoiseSource, StepCallback, ancestral_step, call, churned_derivative, report, to_d,
 )
 from webui.sampling.schedules import karras_sigmas
 
@@ -22,10 +22,8 @@ def sample_euler(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseS
     s = sigmas.tolist()
     n = len(s) - 1
     for i in range(n):
-        sigma_hat = churn_sigma(s[i], n, s_churn, s_tmin, s_tmax)
-        x = add_churn(x, s[i], sigma_hat, noise, s_noise)
-        denoised = call(denoiser, x, sigma_hat)
-        x = x + to_d(x, sigma_hat, denoised) * (s[i + 1] - sigma_hat)
+        x, sigma_hat, denoised, d = churned_derivative(denoiser, x, s[i], n, noise, s_churn, s_tmin, s_tmax, s_noise)
+        x = x + d * (s[i + 1] - sigma_hat)
         report(callback, i, n, sigma_hat, s[i + 1], x, denoised)
     return x
 
@@ -52,10 +50,7 @@ def sample_heun(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSo
     s = sigmas.tolist()
     n = len(s) - 1
     for i in range(n):
-        sigma_hat = churn_sigma(s[i], n, s_churn, s_tmin, s_tmax)
-        x = add_churn(x, s[i], sigma_hat, noise, s_noise)
-        denoised = call(denoiser, x, sigma_hat)
-        d = to_d(x, sigma_hat, denoised)
+        x, sigma_hat, denoised, d = churned_derivative(denoiser, x, s[i], n, noise, s_churn, s_tmin, s_tmax, s_noise)
         dt = s[i + 1] - sigma_hat
         if s[i + 1] == 0:
             x = x + d * dt
@@ -74,10 +69,7 @@ def sample_dpm_2(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseS
     s = sigmas.tolist()
     n = len(s) - 1
     for i in range(n):
-        sigma_hat = churn_sigma(s[i], n, s_churn, s_tmin, s_tmax)
-        x = add_churn(x, s[i], sigma_hat, noise, s_noise)
-        denoised = call(denoiser, x, sigma_hat)
-        d = to_d(x, sigma_hat, denoised)
+        x, sigma_hat, denoised, d = churned_derivative(denoiser, x, s[i], n, noise, s_churn, s_tmin, s_tmax, s_noise)
         if s[i + 1] == 0:
             x = x + d * (s[i + 1] - sigma_hat)
         else:
