@@ -27,6 +27,8 @@ class JobState:
     interrupted: bool = False
     skipped: bool = False
     preview: object | None = None  # latest preview image (PIL), if previews are on
+    preview_every: int = 0  # make a live preview every N sampler steps; 0 = never
+    make_preview: Callable[[object], object] | None = None  # denoised latents -> PIL image (set by the caller)
     on_step: Callable[["JobState"], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -52,10 +54,13 @@ class JobState:
         elapsed = time.monotonic() - self.started
         return elapsed / done - elapsed
 
-    def step(self, index: int, total: int) -> None:
-        """Record a finished sampler step and stop the loop if the user asked to."""
+    def step(self, index: int, total: int, denoised: object | None = None) -> None:
+        """Record a finished sampler step (and a live preview when due); stop the loop if the user asked to."""
         with self._lock:
             self.sampling_step, self.sampling_steps = index + 1, total
+        if (denoised is not None and self.make_preview is not None and self.preview_every > 0
+                and (index + 1) % self.preview_every == 0):
+            self.preview = self.make_preview(denoised)
         if self.on_step is not None:
             self.on_step(self)
         if self.interrupted:

@@ -1,7 +1,7 @@
 """What a processing call needs besides its request: the model manager, folders and output settings."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from webui.conditioning.embedding_library import EmbeddingLibrary
@@ -10,6 +10,8 @@ from webui.models.hashing import HashCache
 from webui.models.manager import ModelManager
 from webui.networks import LoraLibrary
 from webui.models.registry import CheckpointRegistry
+from webui.processing.queue import GenerationQueue
+from webui.processing.settings import SettingsStore
 from webui.paths import Folders
 
 
@@ -31,6 +33,8 @@ class Runtime:
     outputs: OutputSettings
     embeddings: EmbeddingLibrary
     loras: LoraLibrary
+    settings: SettingsStore
+    queue: GenerationQueue = field(default_factory=GenerationQueue)
 
     @property
     def registry(self) -> CheckpointRegistry:
@@ -42,4 +46,4 @@ def build_runtime(folders: Folders, device: DeviceConfig | None = None, *, hashi
     registry = CheckpointRegistry(folders.checkpoints, folders.vae, cache, hashing=hashing)
     manager = ModelManager(registry, device or device_config())
     return Runtime(folders, manager, OutputSettings(folders.outputs), EmbeddingLibrary(folders.embeddings),
-                   LoraLibrary(list(folders.lora)))
+                   LoraLibrary(list(folders.lora)), SettingsStore(folders.data / "config.json"))

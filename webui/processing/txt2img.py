@@ -92,7 +92,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                 with torch.no_grad(), on_device(components.unet, device):
                     latents = sample(sampler.name, schedule.name, cfg, noise, schedule_model, request.steps,
                                      seeds=seeds, generators=generators,
-                                     callback=lambda info: job.step(info.i, info.total),
+                                     callback=lambda info: job.step(info.i, info.total, info.denoised),
                                      settings=_sampler_settings(request),
                                      is_sdxl=model.architecture.family in ("sdxl", "sdxl-refiner"))
             except ImageSkipped:

@@ -1,0 +1,76 @@
+"""User settings persisted in config.json, named as A1111's options so the UI and /sdapi/v1/options share them."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from webui.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+
+class Settings(BaseModel):
+    """Option names follow A1111's `config.json`; extend here, never with ad-hoc dicts elsewhere."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    sd_model_checkpoint: str | None = None
+    sd_vae: str = "Automatic"
+    CLIP_stop_at_last_layers: int = Field(1, ge=1, le=12)
+    emphasis: str = "Original"
+    comma_padding_backtrack: int = Field(20, ge=0, le=74)
+    show_progress_every_n_steps: int = Field(10, ge=0, le=100)  # live preview period; 0 = off
+    extra_networks_default_multiplier: float = 1.0
+    samples_format: str = "png"
+    samples_filename_pattern: str = ""
+    save_to_dirs: bool = True
+    outdir_samples: str = ""
+    localization: str = "Auto"
+
+
+class SettingsStore:
+    """Holds the current Settings and writes them back to config.json on every change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._settings = self._read()
+
+    @property
+    def current(self) -> Settings:
+        return self._settings
+
+    def _read(self) -> Settings:
+        if not self.path.is_file():
+            return Settings()
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            log.warning("Ignoring unreadable %s: %s", self.path, error)
+            return Settings()
+        known = {k: v for k, v in data.items() if k in Settings.model_fields}
+        try:
+            return Settings(**known)
+        except ValidationError as error:
+            log.warning("Ignoring invalid values in %s: %s", self.path, error)
+            return Settings()
+
+    def update(self, changes: dict[str, Any]) -> Settings:
+        """Validate all changes first; apply none of them if any is wrong."""
+        unknown = sorted(set(changes) - set(Settings.model_fields))
+        if unknown:
+            raise UserInputError(f"Unknown setting(s): {', '.join(unknown)}")
+        with self._lock:
+            try:
+                updated = Settings(**{**self._settings.model_dump(), **changes})
+            except ValidationError as error:
+                raise UserInputError(f"Invalid setting: {error.errors()[0].get('msg')}") from None
+            self._settings = updated
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(updated.model_dump(), indent=2), encoding="utf-8")
+            return updated
