@@ -3,6 +3,20 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup_env.sh requirements-dev.txt || exit 1
+
+# The browser tests (tests/ui) drive Debian's chromium through Playwright (never `playwright install`).
+# A CJK font makes the Simplified Chinese screenshots readable. Nothing to do when chromium is already there.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -eq 0 ]; then as_root=(); elif command -v sudo >/dev/null; then as_root=(sudo -n); else as_root=(); fi
+  if [ "$(id -u)" -eq 0 ] || [ "${#as_root[@]}" -gt 0 ]; then
+    echo "Installing chromium for the browser tests (apt-get)" >&2
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >&2 ||
+      echo "Could not install chromium: the browser tests will fail (WEBUI_SKIP_BROWSER_TESTS=1 skips them)" >&2
+  else
+    echo "chromium missing and no root/sudo: the browser tests will fail (WEBUI_SKIP_BROWSER_TESTS=1 skips them)" >&2
+  fi
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 .venv/bin/python -m pytest "$@"
 status=$?

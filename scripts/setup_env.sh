@@ -14,5 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "Installing $req into .venv (first run takes a few minutes)"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r "$req"
+  # spandrel declares torchvision, which cannot sit beside our CPU torch: its own deps come from requirements.txt.
+  if [ -f requirements-nodeps.txt ]; then .venv/bin/python -m pip install --quiet --no-deps -r requirements-nodeps.txt; fi
   echo "$want" > "$stamp"
 fi

@@ -19,6 +19,8 @@ class Folders:
     embeddings: Path = REPO_ROOT / "embeddings"
     outputs: Path = REPO_ROOT / "outputs"
     data: Path = REPO_ROOT
+    upscalers: tuple[Path, ...] = field(default=tuple(REPO_ROOT / "models" / kind
+                                                      for kind in ("ESRGAN", "RealESRGAN", "SwinIR", "DAT")))
 
 
 def resolve_inside(root: Path, name: str | Path) -> Path:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import copy
+import signal
 
 import pytest
 import torch
 
 from tests.networks.tiny import kohya_lora, lora_targets, param_hash, tiny_models
 from webui.networks import LoraPatcher, ModelNames, parse_lora
+from webui.networks import patcher as patcher_module
 
 
 @pytest.fixture()
@@ -46,11 +48,11 @@ def test_failure_mid_merge_restores_every_layer(world, monkeypatch, fail_at: int
     calls = {"n": 0}
     real_write = LoraPatcher._write
 
-    def failing_write(self, target, value):
+    def failing_write(self, target, *args):
         calls["n"] += 1
         if calls["n"] == fail_at:
             raise error("injected")
-        real_write(self, target, value)
+        real_write(self, target, *args)
 
     monkeypatch.setattr(LoraPatcher, "_write", failing_write)
     with pytest.raises(error):
@@ -61,6 +63,75 @@ def test_failure_mid_merge_restores_every_layer(world, monkeypatch, fail_at: int
     patcher.apply([(loras["a"], 1.0, 1.0)])  # and the patcher still works afterwards
     patcher.restore()
     assert param_hash(models) == pristine
+
+
+@pytest.mark.parametrize("where", ["backup copy", "factor gathering"])
+def test_interrupt_before_a_layer_is_written_restores_every_layer(world, monkeypatch, where: str) -> None:
+    models, _, _, loras = world
+    pristine = param_hash(models)
+    patcher = LoraPatcher(models)
+    patcher.apply([(loras["b"], 1.0, 1.0)])  # `a` covers more layers: merged and fresh ones are both in play
+    calls = {"n": 0}
+    if where == "backup copy":
+        real = LoraPatcher._copy
+
+        def failing(self, tensor):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return real(self, tensor)
+
+        monkeypatch.setattr(LoraPatcher, "_copy", failing)
+    else:
+        real_sum = patcher_module._low_rank_sum
+
+        def failing(pending, device):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise KeyboardInterrupt
+            return real_sum(pending, device)
+
+        monkeypatch.setattr(patcher_module, "_low_rank_sum", failing)
+    with pytest.raises(KeyboardInterrupt):
+        patcher.apply([(loras["a"], 0.5, 0.5), (loras["b"], 1.0, 1.0)])
+    monkeypatch.undo()
+    assert calls["n"] >= 3 and param_hash(models) == pristine and not patcher.patched_layers
+
+
+def test_asynchronous_interrupts_at_random_moments_never_leave_a_half_applied_model(world) -> None:
+    """A real SIGALRM raising KeyboardInterrupt wherever the interpreter happens to be during `apply`."""
+    models, _, _, loras = world
+    pristine = param_hash(models)
+    stack = [(loras["a"], 0.9, 0.7), (loras["b"], 0.4, -0.3)]
+    reference = copy.deepcopy(models)
+    LoraPatcher(reference).apply(stack)
+    applied = param_hash(reference)
+    patcher = LoraPatcher(models)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    interrupted = 0
+    try:
+        for delay_ms in (0.3, 0.7, 1.5, 3, 5, 8, 12, 20, 30, 50):
+            try:
+                signal.setitimer(signal.ITIMER_REAL, delay_ms / 1000)
+                try:
+                    patcher.apply(stack)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except KeyboardInterrupt:
+                interrupted += 1
+                # Either nothing is applied, or (interrupt after the last write) the whole stack, consistently.
+                state = param_hash(models)
+                assert state in (pristine, applied)
+                assert (state == applied) == bool(patcher.patched_layers)
+            patcher.restore()
+            assert param_hash(models) == pristine
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert interrupted > 0  # at least one alarm landed inside `apply`
 
 
 def test_context_manager_restores_when_the_body_raises(world) -> None:

@@ -81,3 +81,13 @@ def test_settings_persist_and_reject_bad_values(tmp_path):
     with pytest.raises(UserInputError):
         store.update({"CLIP_stop_at_last_layers": 99, "sd_vae": "Automatic"})
     assert store.current.sd_vae == "None"  # nothing applied from a rejected update
+
+
+def test_a_new_batch_starts_its_progress_from_zero():
+    job = JobState(job_count=2)
+    job.begin(0)
+    for i in range(4):
+        job.step(i, 4)
+    assert job.progress == 0.5
+    job.begin(1)
+    assert job.progress == 0.5 and job.sampling_step == 0  # not 1.0 from the previous image's last step

@@ -1,4 +1,4 @@
-"""The launched app serves the UI, and a txt2img through Gradio gives the same pixels as calling Python."""
+"""app.py: its flags, and --gradio-auth making the page demand a login before showing anything."""
 import os
 import socket
 import subprocess
@@ -7,18 +7,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from tests.helpers.tiny_models import build_tiny_checkpoint
-from webui.models.device import device_config
-from webui.paths import Folders
-from webui.processing.request import Txt2ImgRequest, make_request
-from webui.processing.runtime import build_runtime
-from webui.processing.txt2img import txt2img
+from scripts.eval_demo_model import DEFAULT_CHECKPOINT
+from tests.ui.conftest import screenshot
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO_DIR = DEFAULT_CHECKPOINT.parent
 
 
 def _free_port() -> int:
@@ -43,13 +38,14 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 120.0) -> No
 
 @pytest.fixture(scope="module")
 def served_app(tmp_path_factory):
+    """app.py itself (the launch path users run) with --gradio-auth, on the bundled demo model."""
     root = tmp_path_factory.mktemp("app")
-    build_tiny_checkpoint("sd1", root / "ckpt" / "tiny.safetensors")
     port = _free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = open(root / "app.log", "w")
-    process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--ckpt-dir", str(root / "ckpt"),
-                                "--data-dir", str(root), "--port", str(port), "--device", "cpu"],
+    process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--ckpt-dir", str(DEMO_DIR),
+                                "--lora-dir", str(root / "Lora"), "--data-dir", str(root), "--port", str(port),
+                                "--device", "cpu", "--no-hashing", "--gradio-auth", "alice:secret,bob:pw2"],
                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for(f"http://127.0.0.1:{port}/", process)
@@ -65,27 +61,26 @@ def test_help_lists_the_flags():
                          cwd=REPO, timeout=120)
     assert out.returncode == 0
     for flag in ("--ckpt-dir", "--no-half", "--medvram", "--lowvram", "--listen", "--port", "--share",
-                 "--gradio-auth", "--vae-dir", "--lora-dir", "--embeddings-dir"):
+                 "--gradio-auth", "--vae-dir", "--lora-dir", "--embeddings-dir", "--theme", "--autolaunch"):
         assert flag in out.stdout
 
 
-def test_ui_txt2img_matches_python(served_app):
-    from gradio_client import Client
-
-    root, port = served_app
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-    gallery, info = client.predict("tiny.safetensors", "None", 1, "a red circle", "blurry", "Euler a", "Automatic",
-                                   3, 64, 64, 1, 1, 5.0, 1234, api_name="/txt2img")
-    assert "Seed: 1234" in info and "Size: 64x64" in info
-    ui_image = np.asarray(Image.open(gallery[0]["image"]).convert("RGB"))
-
-    folders = Folders(checkpoints=root / "ckpt", vae=root / "VAE", lora=(root / "Lora",), embeddings=root / "emb",
-                      outputs=root / "py-out", data=root / "py")
-    runtime = build_runtime(folders, device_config(device="cpu"))
-    request = make_request(Txt2ImgRequest, dict(prompt="a red circle", negative_prompt="blurry", steps=3,
-                                                sampler_name="Euler a", width=64, height=64, seed=1234,
-                                                cfg_scale=5.0, vae="None", save_images=False))
-    python_image = np.asarray(txt2img(request, runtime).images[0])
-    assert np.array_equal(ui_image, python_image)
-    saved = list((root / "outputs" / "txt2img-images").rglob("*.png"))
-    assert len(saved) == 1 and saved[0].name.endswith("-1234.png")
+def test_gradio_auth_demands_a_login(served_app, browser):
+    _, port = served_app
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.get_by_role("button", name="Login").wait_for()
+    assert page.locator("#txt2img_prompt").count() == 0  # nothing of the UI before logging in
+    page.get_by_label("username").fill("alice")
+    page.get_by_label("password").fill("wrong")
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("Incorrect Credentials").wait_for()
+    screenshot(page, "login")
+    page.get_by_label("username").fill("alice")  # the failed attempt reloaded the form
+    page.get_by_label("password").fill("secret")
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#txt2img_prompt textarea")
+    assert "dark" in page.evaluate("() => document.body.className")  # the default theme is dark
+    context.close()

@@ -141,9 +141,12 @@ class LoraPatch(LayerPatch):
         return self.mid is None and self.dora_scale is None
 
     def factors(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        """(γ·up as [out, r], down as [r, in·kh·kw]) in float32, for the patcher's concatenated matmul."""
-        up = _f32(self.up, device).flatten(1) * self.gamma()
-        return up, _f32(self.down, device).flatten(1)
+        """(up as [out, r], down as [r, in·kh·kw]) in float32, unscaled: ΔW = γ·up·down.
+
+        Views of the stored tensors when they are already fp32 on `device` (the parser stores fp32), so the
+        patcher's matmul reads them without a copy.
+        """
+        return _f32(self.up, device).flatten(1), _f32(self.down, device).flatten(1)
 
     def dense(self, weight: Tensor) -> Tensor:
         device = weight.device
@@ -152,7 +155,7 @@ class LoraPatch(LayerPatch):
             delta = _cp_rebuild(_f32(self.mid, device), up.t(), _f32(self.down, device))
         else:
             up, down = self.factors(device)
-            return (up @ down).reshape(weight.shape)
+            delta = up @ down
         return delta.reshape(weight.shape) * self.gamma()
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import struct
 import uuid
@@ -221,8 +222,13 @@ def parse_lora(name: str, tensors: Mapping[str, torch.Tensor], metadata: Mapping
         if split is None:
             unsupported.append(key)
             continue
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise LoraFileError(f"LoRA {name}: tensor {key} contains NaN or Inf values")
+        if tensor.is_floating_point():
+            # Merges are computed in fp32: widen (exactly) once here, not on every apply of a cached file.
+            tensor = tensor.float()
+            # Any NaN/Inf makes the fp32 sum non-finite; the sum is one fast pass with no temporary, and only a
+            # non-finite sum (or, never in real files, an overflowing one) pays for the exact element check.
+            if not math.isfinite(float(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
+                raise LoraFileError(f"LoRA {name}: tensor {key} contains NaN or Inf values")
         grouped.setdefault(split[0], {})[split[1]] = tensor
     patches: dict[str, LayerPatch] = {}
     for base, parts in grouped.items():

@@ -31,6 +31,24 @@ class ApplyReport:
     layers_restored: int = 0
 
 
+_LowRank = tuple[Tensor, Tensor, float]
+
+
+def _low_rank_sum(pending: Sequence[tuple[LoraPatch, float]], device: torch.device) -> _LowRank:
+    """(up, down, α) with Σᵢ mᵢγᵢ·upᵢ·downᵢ = α·up·down: one adapter as is (its scale in α), several
+    concatenated along the rank axis as [m₁γ₁up₁ | m₂γ₂up₂ | …] @ [down₁; down₂; …] so a layer is one matmul."""
+    if len(pending) == 1:
+        patch, multiplier = pending[0]
+        up, down = patch.factors(device)
+        return up, down, multiplier * patch.gamma()
+    ups, downs = [], []
+    for patch, multiplier in pending:
+        up, down = patch.factors(device)
+        ups.append(up * (multiplier * patch.gamma()))
+        downs.append(down)
+    return torch.cat(ups, dim=1), torch.cat(downs, dim=0), 1.0
+
+
 @dataclass
 class _Backup:
     weight: Tensor
@@ -93,11 +111,11 @@ class LoraPatcher:
                         self._merge_layer(key, entries)
                         self._signatures[key] = signatures[key]
                         report.layers_written += 1
+                self.active = tuple(accepted)
             except BaseException:
                 # Never leave a half-applied stack: put every touched layer back to its pristine weight.
                 self._restore_all()
                 raise
-            self.active = tuple(accepted)
             return report
 
     def restore(self) -> int:
@@ -202,43 +220,55 @@ class LoraPatcher:
             backup.bias = self._copy(module.bias.data)
         return backup
 
-    def _write(self, target: Tensor, value: Tensor) -> None:
-        """The only place weights change: one in-place copy, casting (rounding once) to the model dtype."""
-        target.copy_(value)
+    def _write(self, target: Tensor, base: Tensor | None, low_rank: _LowRank | None = None) -> None:
+        """The only place weights change, in place: `target = base (+ α·up·down)`, rounding once to its dtype.
+
+        `base` None means `target` already holds the pristine weight (a layer's first merge), which saves a
+        full-tensor copy; the low-rank term is only passed for fp32 targets, so `addmm_` is the fp32 sum itself.
+        """
+        if base is not None:
+            target.copy_(base)
+        if low_rank is not None:
+            up, down, alpha = low_rank
+            target.view(target.shape[0], -1).addmm_(up, down, alpha=alpha)
 
     def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> None:
         module = self._modules[key]
         param = module.weight
+        pristine = key not in self._signatures  # the live weight still equals its pristine copy
         backup = self._backup(key, want_bias=any(p.bias_delta_tensor() is not None for _, p, _ in entries))
-        shape, device = param.shape, param.device
-        weight = backup.weight.to(device=device, dtype=torch.float32).reshape(shape[0], -1)
-        bias = None if backup.bias is None else backup.bias.to(device=device, dtype=torch.float32)
-        ups: list[Tensor] = []
-        downs: list[Tensor] = []
-
-        def flush(current: Tensor) -> Tensor:
-            # All pending plain LoRAs become one matmul-add: [γ₁m₁up₁ | γ₂m₂up₂ | …] @ [down₁; down₂; …].
-            if not ups:
-                return current
-            result = torch.addmm(current, torch.cat(ups, dim=1), torch.cat(downs, dim=0))
-            ups.clear()
-            downs.clear()
-            return result
-
+        target, device = param.data, param.device
+        if (target.dtype == torch.float32 and target.is_contiguous()
+                and all(isinstance(p, LoraPatch) and p.is_low_rank() for _, p, _ in entries)):
+            # Fast path (plain LoRAs on an fp32 model): one copy of W₀ (none on a first merge) and one in-place
+            # matmul-add over all adapters concatenated along the rank axis; no full-size temporary at all.
+            self._write(target, None if pristine else backup.weight,
+                        _low_rank_sum([(p, m) for _, p, m in entries], device))
+            if backup.bias is not None and not pristine:
+                self._write(module.bias.data, backup.bias)  # an earlier stack may have changed the bias
+            return
+        shape = param.shape
+        # A private fp32 working copy of W₀, updated in place; it is rounded once, by the final `_write`.
+        weight = backup.weight.to(device=device, dtype=torch.float32, copy=True).reshape(shape[0], -1)
+        bias = None if backup.bias is None else backup.bias.to(device=device, dtype=torch.float32, copy=True)
+        pending: list[tuple[LoraPatch, float]] = []
         for _, patch, multiplier in entries:
             if isinstance(patch, LoraPatch) and patch.is_low_rank():
-                up, down = patch.factors(device)
-                ups.append(up * multiplier)
-                downs.append(down)
+                pending.append((patch, multiplier))
                 continue
             # Weight-dependent types (IA3, DoRA) see the weight as built so far, in stack order, like A1111.
-            weight = flush(weight)
+            if pending:
+                up, down, alpha = _low_rank_sum(pending, device)
+                weight.addmm_(up, down, alpha=alpha)
+                pending.clear()
             delta, bias_delta = patch.delta(weight.reshape(shape), multiplier)
-            weight = weight + delta.reshape(weight.shape)
+            weight += delta.reshape(weight.shape)
             if bias_delta is not None and bias is not None:
-                bias = bias + bias_delta.reshape(bias.shape)
-        weight = flush(weight)
-        self._write(param.data, weight.reshape(shape))
+                bias += bias_delta.reshape(bias.shape)
+        if pending:
+            up, down, alpha = _low_rank_sum(pending, device)
+            weight.addmm_(up, down, alpha=alpha)
+        self._write(target, weight.reshape(shape))
         if bias is not None:
             self._write(module.bias.data, bias)
 
@@ -262,6 +292,8 @@ class LoraPatcher:
             module.weight.data.copy_(backup.weight)
             if backup.bias is not None:
                 module.bias.data.copy_(backup.bias)
+            # Signature first: an interrupt between these two lines must not leave a stale "merged" signature.
+            self._signatures.pop(key, None)
             del self._backups[key]
         self._signatures.clear()
         self.active = ()

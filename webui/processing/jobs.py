@@ -32,6 +32,11 @@ class JobState:
     on_step: Callable[["JobState"], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def begin(self, job_no: int) -> None:
+        """Start job `job_no` (one batch or one hires pass); its step count starts from zero, not the last job's."""
+        with self._lock:
+            self.job_no, self.sampling_step = job_no, 0
+
     def interrupt(self) -> None:
         self.interrupted = True
 

@@ -1,8 +1,9 @@
-"""The typed request that the UI, the API and scripts all hand to processing (one schema per operation)."""
+"""The typed requests that the UI, the API and scripts all hand to processing (one schema per operation)."""
 from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from webui.errors import UserInputError
@@ -10,10 +11,21 @@ from webui.sampling.names import resolve_sampler
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
 MAX_SIDE = 4096
+# Largest input picture img2img accepts by default (a 4096×4096 photo); requests may lower or raise it.
+DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
+RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
+INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
 
 
-class Txt2ImgRequest(BaseModel):
-    """Everything that decides a txt2img result; same request + same machine = same pixels."""
+def _multiple_of_8(value: int) -> int:
+    if value % 8:
+        lower = value - value % 8
+        raise ValueError(f"must be a multiple of 8 (got {value}; try {lower} or {lower + 8})")
+    return value
+
+
+class GenerationRequest(BaseModel):
+    """The fields txt2img and img2img share, so the UI and API build both from one set of controls."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,11 +59,8 @@ class Txt2ImgRequest(BaseModel):
 
     @field_validator("width", "height")
     @classmethod
-    def _multiple_of_8(cls, value: int) -> int:
-        if value % 8:
-            lower = value - value % 8
-            raise ValueError(f"must be a multiple of 8 (got {value}; try {lower} or {lower + 8})")
-        return value
+    def _sizes_multiple_of_8(cls, value: int) -> int:
+        return _multiple_of_8(value)
 
     @field_validator("emphasis")
     @classmethod
@@ -61,8 +70,71 @@ class Txt2ImgRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _known_sampler(self) -> "Txt2ImgRequest":
+    def _known_sampler(self) -> "GenerationRequest":
         resolve_sampler(self.sampler_name, self.scheduler)  # raises UnknownSamplerError (a ValueError)
+        return self
+
+
+class Txt2ImgRequest(GenerationRequest):
+    """Everything that decides a txt2img result; same request + same machine = same pixels."""
+
+    enable_hr: bool = False
+    hr_scale: float = Field(2.0, ge=1.0, le=8.0)
+    hr_upscaler: str = "Latent"
+    hr_second_pass_steps: int = Field(0, ge=0, le=500)  # 0: the first pass's steps
+    hr_resize_x: int = Field(0, ge=0, le=MAX_SIDE * 2)  # 0 and 0: use hr_scale; one 0: keep the aspect
+    hr_resize_y: int = Field(0, ge=0, le=MAX_SIDE * 2)
+    denoising_strength: float = Field(0.7, ge=0.0, le=1.0)  # the hires pass's (A1111 UI default)
+    hr_prompt: str = ""  # "": the first pass's prompt
+    hr_negative_prompt: str = ""
+    hr_sampler_name: str = ""  # "": the first pass's sampler
+    hr_scheduler: str = ""  # "": the first pass's schedule type
+
+    @model_validator(mode="after")
+    def _known_hires_sampler(self) -> "Txt2ImgRequest":
+        if self.hr_sampler_name or self.hr_scheduler:
+            resolve_sampler(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)
+        return self
+
+
+class Img2ImgRequest(GenerationRequest):
+    """img2img and inpainting, with A1111's field names and its UI defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    init_images: list[Image.Image]
+    resize_mode: int = Field(0, ge=0, le=3)  # see RESIZE_MODES
+    denoising_strength: float = Field(0.75, ge=0.0, le=1.0)
+    image_cfg_scale: float | None = Field(None, ge=0.0, le=100.0)  # only instruct-pix2pix models use it
+    initial_noise_multiplier: float = Field(1.0, ge=0.0, le=2.0)
+    mask: Image.Image | None = None  # white = repaint
+    mask_blur: int = Field(4, ge=0, le=64)
+    inpainting_fill: int = Field(1, ge=0, le=3)  # see INPAINTING_FILLS
+    inpaint_full_res: bool = False  # "Inpaint area: Only masked"
+    inpaint_full_res_padding: int = Field(32, ge=0, le=256)
+    inpainting_mask_invert: int = Field(0, ge=0, le=1)
+    max_input_pixels: int = Field(DEFAULT_MAX_INPUT_PIXELS, ge=64 * 64)
+
+    @field_validator("init_images")
+    @classmethod
+    def _some_images(cls, value: list[Image.Image]) -> list[Image.Image]:
+        if not value:
+            raise ValueError("give at least one init image")
+        return value
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> "Img2ImgRequest":
+        pictures = [(f"init image {i + 1}", image) for i, image in enumerate(self.init_images)]
+        if self.mask is not None:
+            pictures.append(("mask", self.mask))
+        for name, image in pictures:
+            pixels = image.width * image.height
+            if pixels > self.max_input_pixels:
+                raise ValueError(f"{name} is {image.width}x{image.height} = {pixels:,} pixels, above the limit of "
+                                 f"{self.max_input_pixels:,} pixels (max_input_pixels); make it smaller first")
+        if len(self.init_images) > 1 and len(self.init_images) > self.batch_size:
+            raise ValueError(f"{len(self.init_images)} init images need a batch size of at least "
+                             f"{len(self.init_images)} (got {self.batch_size})")
         return self
 
 

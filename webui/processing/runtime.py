@@ -10,6 +10,7 @@ from webui.models.hashing import HashCache
 from webui.models.manager import ModelManager
 from webui.networks import LoraLibrary
 from webui.models.registry import CheckpointRegistry
+from webui.models.upscalers import UpscalerLibrary
 from webui.processing.queue import GenerationQueue
 from webui.processing.settings import SettingsStore
 from webui.paths import Folders
@@ -35,6 +36,11 @@ class Runtime:
     loras: LoraLibrary
     settings: SettingsStore
     queue: GenerationQueue = field(default_factory=GenerationQueue)
+    upscalers: UpscalerLibrary = field(default=None)  # type: ignore[assignment]  # filled from folders below
+
+    def __post_init__(self) -> None:
+        if self.upscalers is None:
+            self.upscalers = UpscalerLibrary(list(self.folders.upscalers), getattr(self.models, "device", None))
 
     @property
     def registry(self) -> CheckpointRegistry:
@@ -46,4 +52,5 @@ def build_runtime(folders: Folders, device: DeviceConfig | None = None, *, hashi
     registry = CheckpointRegistry(folders.checkpoints, folders.vae, cache, hashing=hashing)
     manager = ModelManager(registry, device or device_config())
     return Runtime(folders, manager, OutputSettings(folders.outputs), EmbeddingLibrary(folders.embeddings),
-                   LoraLibrary(list(folders.lora)), SettingsStore(folders.data / "config.json"))
+                   LoraLibrary(list(folders.lora)), SettingsStore(folders.data / "config.json"),
+                   upscalers=UpscalerLibrary(list(folders.upscalers), manager.device))

@@ -24,13 +24,21 @@ class Settings(BaseModel):
     CLIP_stop_at_last_layers: int = Field(1, ge=1, le=12)
     emphasis: str = "Original"
     comma_padding_backtrack: int = Field(20, ge=0, le=74)
+    live_previews_enable: bool = True
     show_progress_every_n_steps: int = Field(10, ge=0, le=100)  # live preview period; 0 = off
-    extra_networks_default_multiplier: float = 1.0
+    extra_networks_default_multiplier: float = Field(1.0, ge=-10.0, le=10.0)
+    # Form defaults: A1111 keeps these in ui-config.json ("txt2img/Sampling steps/value"); we keep one file.
+    default_sampler_name: str = "DPM++ 2M"
+    default_scheduler: str = "Automatic"
+    default_steps: int = Field(20, ge=1, le=150)
+    default_width: int = Field(512, ge=64, le=2048, multiple_of=8)
+    default_height: int = Field(512, ge=64, le=2048, multiple_of=8)
+    default_cfg_scale: float = Field(7.0, ge=1.0, le=30.0)
     samples_format: str = "png"
     samples_filename_pattern: str = ""
     save_to_dirs: bool = True
     outdir_samples: str = ""
-    localization: str = "Auto"
+    localization: str = Field("Auto", pattern="^(Auto|None|en|zh-CN)$")  # Auto (A1111: None) = the browser language
 
 
 class SettingsStore:

@@ -114,6 +114,18 @@ class _UncondStepCounter(_StepCounter):
         return self.inner.denoise_with_uncond(x, sigma, scale_multiplier, step=self._next())
 
 
+def eta_for_infotext(sampler_name: str, eta: float | None) -> float | None:
+    """The "Eta" A1111 writes: only for samplers that use eta, and only when it differs from their default."""
+    if eta is None:
+        return None
+    takes = SAMPLER_FUNCTIONS[sampler_name][1]
+    if "eta" in takes:
+        return eta if eta != SamplerSettings.eta_ancestral else None
+    if "eta_ddim" in takes:
+        return eta if eta != SamplerSettings.eta_ddim else None
+    return None
+
+
 def _sampler_kwargs(sampler: SamplerName, settings: SamplerSettings) -> dict[str, Any]:
     values = {
         "eta": settings.eta_ancestral, "s_noise": settings.s_noise, "s_churn": settings.s_churn,

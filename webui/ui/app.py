@@ -1,17 +1,28 @@
-"""The Gradio WebUI: a thin adapter that turns form values into a request and shows the result."""
+"""The Gradio WebUI: top bar, the tabs, "send to" wiring, and the options launch() needs (theme, CSS, i18n)."""
 from __future__ import annotations
 
+import importlib.util
+from typing import Any
+
 import gradio as gr
+from PIL import Image
 
 from webui.errors import UserInputError
-from webui.models.architectures import UnsupportedModelError
-from webui.processing.jobs import JobState
-from webui.processing.request import Txt2ImgRequest, make_request
+from webui.processing.previews import LatentPreviewer
 from webui.processing.runtime import Runtime
-from webui.processing.txt2img import txt2img
-from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
+from webui.processing.styles import StyleStore
+from webui.ui.client import CLIENT_JS, CSS, DARK_THEME_JS
+from webui.ui.extra_networks import ThumbnailCache
+from webui.ui.generation import SessionJobs
+from webui.ui.i18n import locale_head_script, make_i18n, t
+from webui.ui.networks_panel import load_events
+from webui.ui.panels import selected_image
+from webui.ui.pnginfo_tab import build_pnginfo, form_values_from_infotext
+from webui.ui.settings_tab import build_settings
+from webui.ui.txt2img_tab import TopBar, build_txt2img
 
-DARK_THEME_JS = """() => { document.body.classList.add('dark'); }"""
+PASTE_FIELDS = ("prompt", "negative_prompt", "steps", "sampler_name", "scheduler", "cfg_scale", "seed", "width",
+                "height", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h")
 
 
 def checkpoint_choices(runtime: Runtime) -> list[str]:
@@ -22,79 +33,171 @@ def vae_choices(runtime: Runtime) -> list[str]:
     return ["Automatic", "None", *(v.name for v in runtime.registry.vaes())]
 
 
-def run_txt2img(runtime: Runtime, values: dict, progress: gr.Progress | None = None):
-    """Build the typed request from the form and run the same processing function the API uses."""
-    job = JobState()
-    if progress is not None:
-        job.on_step = lambda state: progress((state.sampling_step, state.sampling_steps), desc="Sampling")
+def has_module(name: str) -> bool:
+    """Tabs whose processing module is not in this tree are left out instead of showing dead controls."""
+    return importlib.util.find_spec(name) is not None
+
+
+def paste_targets(tab) -> dict[str, gr.components.Component]:
+    """Request field → the tab's component, for filling a tab from an infotext."""
+    p, s = tab.prompts, tab.params
+    return {"prompt": p.prompt, "negative_prompt": p.negative, "steps": s.steps, "sampler_name": s.sampler,
+            "scheduler": s.scheduler, "cfg_scale": s.cfg_scale, "seed": s.seed, "width": s.width, "height": s.height,
+            "subseed": s.subseed, "subseed_strength": s.subseed_strength, "seed_resize_from_w": s.seed_resize_w,
+            "seed_resize_from_h": s.seed_resize_h}
+
+
+def pasted_values(infotext: str, top: TopBar) -> tuple[list[Any], list[Any]]:
+    """(tab values in PASTE_FIELDS order, [clip skip, VAE]); keys the infotext lacks keep the form's value."""
     try:
-        request = make_request(Txt2ImgRequest, values)
-        result = txt2img(request, runtime, job)
-    except (UserInputError, UnsupportedModelError) as error:
+        fields = form_values_from_infotext(infotext)
+    except UserInputError as error:
         raise gr.Error(str(error)) from None
-    for warning in result.warnings:
-        gr.Warning(warning)
-    return result
+    values = [fields.get(name, gr.skip()) for name in PASTE_FIELDS]
+    return values, [fields.get("clip_skip", 1), fields.get("vae", gr.skip())]
 
 
 def build_ui(runtime: Runtime) -> gr.Blocks:
+    settings = runtime.settings.current
+    style_store = StyleStore(runtime.folders.data / "styles.csv")
+    jobs, previewer, thumbnails = SessionJobs(), LatentPreviewer(), ThumbnailCache()
     with gr.Blocks(title="Stable Diffusion WebUI") as demo:
-        with gr.Row():
+        with gr.Row(elem_id="quicksettings"):
             choices = checkpoint_choices(runtime)
             default = runtime.registry.default_checkpoint()
-            checkpoint = gr.Dropdown(choices, value=default.name if default else None, label="Stable Diffusion checkpoint",
+            wanted = settings.sd_model_checkpoint if settings.sd_model_checkpoint in choices else None
+            checkpoint = gr.Dropdown(choices, value=wanted or (default.name if default else None),
+                                     label=t("Stable Diffusion checkpoint"), elem_id="setting_sd_model_checkpoint",
                                      scale=4)
-            refresh = gr.Button("🔄", scale=0, min_width=40)
-            vae = gr.Dropdown(vae_choices(runtime), value="Automatic", label="SD VAE", scale=2)
-            clip_skip = gr.Slider(1, 12, value=1, step=1, label="Clip skip", scale=2)
-        with gr.Tab("txt2img"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    prompt = gr.Textbox(label="Prompt", lines=3, placeholder="(masterpiece:1.2), 1girl, <lora:name:0.7>")
-                    negative = gr.Textbox(label="Negative prompt", lines=2)
-                with gr.Column(scale=1, min_width=160):
-                    generate = gr.Button("Generate", variant="primary")
-            with gr.Row():
-                with gr.Column():
-                    with gr.Row():
-                        sampler = gr.Dropdown([s.name for s in SAMPLER_NAMES], value="DPM++ 2M", label="Sampling method")
-                        scheduler = gr.Dropdown([s.label for s in SCHEDULE_NAMES], value="Automatic",
-                                                label="Schedule type")
-                        steps = gr.Slider(1, 150, value=20, step=1, label="Sampling steps")
-                    with gr.Row():
-                        width = gr.Slider(64, 2048, value=512, step=8, label="Width")
-                        height = gr.Slider(64, 2048, value=512, step=8, label="Height")
-                    with gr.Row():
-                        batch_count = gr.Slider(1, 100, value=1, step=1, label="Batch count")
-                        batch_size = gr.Slider(1, 8, value=1, step=1, label="Batch size")
-                    cfg_scale = gr.Slider(1.0, 30.0, value=7.0, step=0.5, label="CFG Scale")
-                    seed = gr.Number(value=-1, precision=0, label="Seed")
-                with gr.Column():
-                    gallery = gr.Gallery(label="Output", columns=2, height=520, format="png")
-                    infotext = gr.Textbox(label="Generation info", lines=4, interactive=False)
+            refresh = gr.Button("⟳", elem_classes="sdw-tool", elem_id="refresh_sd_model_checkpoint", scale=0,
+                                min_width=40)
+            vaes = vae_choices(runtime)
+            vae = gr.Dropdown(vaes, value=settings.sd_vae if settings.sd_vae in vaes else "Automatic",
+                              label=t("SD VAE"), elem_id="setting_sd_vae", scale=2)
+            clip_skip = gr.Slider(1, 12, value=settings.CLIP_stop_at_last_layers, step=1, label=t("Clip skip"),
+                                  elem_id="setting_CLIP_stop_at_last_layers", scale=2)
+        top = TopBar(checkpoint, vae, clip_skip)
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab(t("txt2img"), id="txt2img", elem_id="tab_txt2img"):
+                txt = build_txt2img(runtime, top, style_store, jobs, previewer, thumbnails)
+            img = None
+            if has_module("webui.processing.img2img"):
+                from webui.ui.img2img_tab import build_img2img
 
-        def on_generate(ckpt, vae_name, skip, p, n, smp, sch, st, w, h, count, size, cfg, sd,
-                        progress=gr.Progress()):
-            values = dict(prompt=p, negative_prompt=n, sampler_name=smp, scheduler=sch, steps=int(st),
-                          width=int(w), height=int(h), n_iter=int(count), batch_size=int(size), cfg_scale=float(cfg),
-                          seed=int(sd if sd is not None else -1), clip_skip=int(skip), checkpoint=ckpt, vae=vae_name)
-            result = run_txt2img(runtime, values, progress)
-            gallery_items = ([result.grid] if result.grid is not None else []) + result.images
-            return gallery_items, (result.infotexts[0] if result.infotexts else "")
+                with gr.Tab(t("img2img"), id="img2img", elem_id="tab_img2img"):
+                    img = build_img2img(runtime, top, style_store, jobs, previewer, thumbnails)
+            extras_image = None
+            if has_module("webui.processing.extras"):
+                from webui.ui.extras_tab import build_extras
 
-        generate.click(on_generate, [checkpoint, vae, clip_skip, prompt, negative, sampler, scheduler, steps, width,
-                                     height, batch_count, batch_size, cfg_scale, seed], [gallery, infotext],
-                       api_name="txt2img")
+                with gr.Tab(t("Extras"), id="extras", elem_id="tab_extras"):
+                    extras_image = build_extras(runtime)
+            with gr.Tab(t("PNG Info"), id="pnginfo", elem_id="tab_pnginfo"):
+                png_image, png_infotext, png_to_txt2img, png_to_img2img = build_pnginfo()
+            with gr.Tab(t("Settings"), id="settings", elem_id="tab_settings"):
+                build_settings(runtime.settings)
 
-        def on_refresh(current):
-            runtime.registry.refresh()
-            names = checkpoint_choices(runtime)
-            return (gr.Dropdown(choices=names, value=current if current in names else (names[0] if names else None)),
-                    gr.Dropdown(choices=vae_choices(runtime)))
-
-        refresh.click(on_refresh, [checkpoint], [checkpoint, vae], api_name="refresh_checkpoints")
+        _wire_top_bar(runtime, top, refresh)
+        _wire_defaults(demo, runtime, top, [txt] + ([img] if img else []))
+        load_events(demo, txt.network_tabs, "txt2img", runtime, thumbnails)
+        if img is not None:
+            load_events(demo, img.network_tabs, "img2img", runtime, thumbnails)
+        _wire_send_to(top, tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img, png_to_img2img)
     return demo
 
 
-def launch_options(theme: str) -> dict:
-    return {"js": DARK_THEME_JS} if theme == "dark" else {}
+def _wire_top_bar(runtime: Runtime, top: TopBar, refresh: gr.Button) -> None:
+    def on_refresh(current):
+        runtime.registry.refresh()
+        names = checkpoint_choices(runtime)
+        return (gr.Dropdown(choices=names, value=current if current in names else (names[0] if names else None)),
+                gr.Dropdown(choices=vae_choices(runtime)))
+
+    refresh.click(on_refresh, [top.checkpoint], [top.checkpoint, top.vae], api_name="refresh_checkpoints",
+                  concurrency_limit=None)
+
+    def remember(name: str):
+        def save(value):
+            if value is not None:
+                runtime.settings.update({name: int(value) if name == "CLIP_stop_at_last_layers" else value})
+        return save
+
+    # A1111 keeps the quick settings in config.json; the model itself is (re)loaded by the next generation.
+    for component, option in ((top.checkpoint, "sd_model_checkpoint"), (top.vae, "sd_vae"),
+                              (top.clip_skip, "CLIP_stop_at_last_layers")):
+        component.input(remember(option), [component], None, show_progress="hidden", concurrency_limit=None)
+
+
+def _wire_defaults(demo: gr.Blocks, runtime: Runtime, top: TopBar, tabs: list) -> None:
+    """Each page load takes the current defaults from Settings (they may have changed since start-up)."""
+    outputs = [component for tab in tabs for component in (tab.params.sampler, tab.params.scheduler,
+                                                            tab.params.steps, tab.params.width, tab.params.height,
+                                                            tab.params.cfg_scale)]
+
+    def defaults():
+        s = runtime.settings.current
+        return [s.default_sampler_name, s.default_scheduler, s.default_steps, s.default_width, s.default_height,
+                s.default_cfg_scale] * len(tabs)
+
+    demo.load(defaults, None, outputs, show_progress="hidden", concurrency_limit=None)
+
+
+def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img,
+                  png_to_img2img) -> None:
+    txt_targets = list(paste_targets(txt).values())
+
+    def to_txt2img(infotext):
+        values, top_values = pasted_values(infotext, top)
+        return [*values, *top_values, gr.Tabs(selected="txt2img")]
+
+    png_to_txt2img.click(to_txt2img, [png_infotext], [*txt_targets, top.clip_skip, top.vae, tabs],
+                         concurrency_limit=None)
+    if img is not None:
+        img_targets = list(paste_targets(img).values())
+        mode = img.extra["mode"]
+
+        def send(kind: str):
+            def handler(images, index, infotext):
+                picture = selected_image(images, index)
+                values, top_values = pasted_values(infotext, top) if infotext else ([gr.skip()] * len(PASTE_FIELDS),
+                                                                                    [gr.skip(), gr.skip()])
+                init = picture if kind == "img2img" else gr.skip()
+                editor = {"background": picture, "layers": [], "composite": picture} if kind == "inpaint" \
+                    else gr.skip()
+                sub_tab = "img2img" if kind == "img2img" else "inpaint"
+                return [init, editor, "img2img" if kind == "img2img" else "Inpaint", *values, *top_values,
+                        gr.Tabs(selected="img2img"), gr.Tabs(selected=sub_tab)]
+            return handler
+
+        outputs = [img.init_image, img.inpaint, mode, *img_targets, top.clip_skip, top.vae, tabs, img.mode_tabs]
+        for button, kind in ((txt.output.to_img2img, "img2img"), (txt.output.to_inpaint, "inpaint")):
+            button.click(send(kind), [txt.output.gallery, txt.output.selected, txt.output.infotext], outputs,
+                         concurrency_limit=None)
+        for button, kind in ((img.output.to_img2img, "img2img"), (img.output.to_inpaint, "inpaint")):
+            button.click(send(kind), [img.output.gallery, img.output.selected, img.output.infotext], outputs,
+                         concurrency_limit=None)
+
+        def png_send(path, infotext):
+            if not path:
+                raise gr.Error("Drop an image first")
+            with Image.open(path) as opened:
+                picture = opened.convert("RGB")
+            values, top_values = pasted_values(infotext, top) if infotext.strip() else (
+                [gr.skip()] * len(PASTE_FIELDS), [gr.skip(), gr.skip()])
+            return [picture, "img2img", *values, *top_values, gr.Tabs(selected="img2img"), gr.Tabs(selected="img2img")]
+
+        png_to_img2img.click(png_send, [png_image, png_infotext],
+                             [img.init_image, mode, *img_targets, top.clip_skip, top.vae, tabs, img.mode_tabs],
+                             concurrency_limit=None)
+    if extras_image is not None:
+        for output in [txt.output] + ([img.output] if img is not None else []):
+            output.to_extras.click(lambda images, index: (selected_image(images, index), gr.Tabs(selected="extras")),
+                                   [output.gallery, output.selected], [extras_image, tabs], concurrency_limit=None)
+
+
+def launch_options(theme: str = "dark", *, localization: str = "Auto") -> dict:
+    """Keyword arguments for Blocks.launch(): gradio 6 takes theme JS, CSS, head scripts and i18n there."""
+    options: dict[str, Any] = {"css": CSS, "head": locale_head_script(localization) + CLIENT_JS, "i18n": make_i18n()}
+    if theme == "dark":
+        options["js"] = DARK_THEME_JS
+    return options

@@ -1,0 +1,163 @@
+"""POST /txt2img and what img2img shares with it: queue the job, run processing, answer in A1111's shape."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from fastapi import APIRouter
+
+from webui.api.errors import ApiError
+from webui.api.images import encode_png
+from webui.api.mapping import add_specific_fields, build, common_fields
+from webui.api.schemas import GenerationFields, GenerationResponse, Txt2ImgBody
+from webui.processing.infotext import parse_infotext_raw
+from webui.processing.jobs import JobState
+from webui.processing.previews import LatentPreviewer
+from webui.processing.request import Txt2ImgRequest
+from webui.processing.runtime import Runtime
+from webui.processing.styles import StyleStore
+from webui.processing.txt2img import txt2img
+from webui.sampling.names import resolve_sampler
+
+STYLES_FILE = "styles.csv"  # in --data-dir, the file the UI's style editor writes
+SAME_CHECKPOINT, SAME_SAMPLER, SAME_SCHEDULER = "Use same checkpoint", "Use same sampler", "Use same scheduler"
+# Infotext keys that have their own field in `info`; the rest go to extra_generation_params.
+_OWN_FIELDS = frozenset({"Prompt", "Negative prompt", "Steps", "Sampler", "CFG scale", "Seed", "Size", "Size-1",
+                         "Size-2", "Model hash", "Model", "VAE hash", "VAE", "Variation seed",
+                         "Variation seed strength", "Seed resize from", "Seed resize from-1", "Seed resize from-2",
+                         "Clip skip", "Version", "Denoising strength"})
+
+
+@dataclass
+class GenerationDeps:
+    """What the generation routes share: the runtime, one live-preview fitter, and the styles.csv the UI edits."""
+
+    runtime: Runtime
+    previewer: LatentPreviewer
+    styles: StyleStore
+
+    def apply_styles(self, fields: dict[str, Any], body: GenerationFields) -> None:
+        """A1111 applies `styles` to the prompts before generating; an unknown name is a 400 here."""
+        if body.styles:
+            fields["prompt"], fields["negative_prompt"] = self.styles.apply(
+                list(body.styles), fields["prompt"], fields["negative_prompt"])
+
+    def new_job(self, settings: Any) -> JobState:
+        """A job with the live preview /progress shows (every N steps, as set; none when turned off)."""
+        job = JobState()
+        if getattr(settings, "live_previews_enable", True) and settings.show_progress_every_n_steps > 0:
+            job.preview_every = settings.show_progress_every_n_steps
+            runtime = self.runtime
+            # Called by the sampling loop on the generating thread, which holds the model lock.
+            job.make_preview = lambda latents: self.previewer.render(runtime.models.loaded, runtime.models.device,
+                                                                     latents)
+        return job
+
+
+def make_deps(runtime: Runtime) -> GenerationDeps:
+    return GenerationDeps(runtime, LatentPreviewer(), StyleStore(runtime.folders.data / STYLES_FILE))
+
+
+def run_job(deps: GenerationDeps, work: Callable[[JobState], Any], settings: Any) -> Any:
+    """Wait for our turn in the queue the UI shares, then run; /progress, /interrupt and /skip see this job."""
+    job = deps.new_job(settings)
+    return deps.runtime.queue.run(job, lambda: work(job))
+
+
+def _image_seeds(parsed: list[dict[str, str]], result: Any) -> tuple[list[int], list[int]]:
+    """Seeds of the images actually returned: after a skip or an interrupt they are not the first N planned."""
+    seeds, subseeds = [], []
+    for params in parsed:
+        seed = int(params.get("Seed", -1))
+        seeds.append(seed)
+        if "Variation seed" in params:
+            subseeds.append(int(params["Variation seed"]))
+        else:
+            subseeds.append(result.subseeds[result.seeds.index(seed)] if seed in result.seeds else -1)
+    return seeds, subseeds
+
+
+def info_json(body: GenerationFields, request: Any, result: Any, images_offset: int) -> str:
+    """A1111's `info`: a JSON string describing the whole job, with every image's infotext."""
+    parsed = [parse_infotext_raw(text) for text in result.infotexts]
+    first = parsed[0] if parsed else {}
+    seeds, subseeds = _image_seeds(parsed, result) if parsed else (result.seeds, result.subseeds)
+    info = {
+        # as A1111: `prompt` is the text before styles, `all_prompts` what each image was made from
+        "prompt": body.prompt if body.styles else request.prompt, "all_prompts": [request.prompt] * len(seeds),
+        "negative_prompt": body.negative_prompt if body.styles else request.negative_prompt,
+        "all_negative_prompts": [request.negative_prompt] * len(seeds),
+        "seed": seeds[0] if seeds else body.seed, "all_seeds": seeds,
+        "subseed": subseeds[0] if subseeds else body.subseed, "all_subseeds": subseeds,
+        "subseed_strength": request.subseed_strength, "width": request.width, "height": request.height,
+        "sampler_name": first.get("Sampler", request.sampler_name), "cfg_scale": request.cfg_scale,
+        "steps": request.steps, "batch_size": request.batch_size, "restore_faces": False,
+        "face_restoration_model": None, "sd_model_name": first.get("Model"), "sd_model_hash": first.get("Model hash"),
+        "sd_vae_name": first.get("VAE"), "sd_vae_hash": first.get("VAE hash"),
+        "seed_resize_from_w": request.seed_resize_from_w or -1, "seed_resize_from_h": request.seed_resize_from_h or -1,
+        "denoising_strength": getattr(request, "denoising_strength", body.denoising_strength),
+        "extra_generation_params": {k: v for k, v in first.items() if k not in _OWN_FIELDS},
+        "index_of_first_image": images_offset, "infotexts": result.infotexts, "styles": body.styles or [],
+        "job_timestamp": time.strftime("%Y%m%d%H%M%S"), "clip_skip": request.clip_skip,
+        "is_using_inpainting_conditioning": False, "version": first.get("Version"),
+        "interrupted": result.interrupted, "warnings": result.warnings,
+    }
+    return json.dumps(info, ensure_ascii=False)
+
+
+def respond(body: GenerationFields, request: Any, result: Any) -> dict[str, Any]:
+    """A1111's answer: base64 PNGs (grid first when one was made), the body as given, and `info`."""
+    images = []
+    offset = 0
+    if body.send_images:
+        if result.grid is not None:  # A1111 puts the grid first and says so in index_of_first_image
+            images.append(encode_png(result.grid, result.infotexts[0] if result.infotexts else None))
+            offset = 1
+        images += [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
+    return {"images": images, "parameters": body.model_dump(), "info": info_json(body, request, result, offset)}
+
+
+def txt2img_fields(runtime: Runtime, body: Txt2ImgBody) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """Shared fields plus hires fix; A1111's "Use same …" labels mean "" (the first pass's) here."""
+    fields, settings, known = common_fields(runtime, body)
+    if body.hr_checkpoint_name not in (None, "", SAME_CHECKPOINT):
+        raise ApiError(422, "Not supported: hr_checkpoint_name (the hires pass uses the first pass's checkpoint)",
+                       "NotSupported")
+    add_specific_fields(fields, {
+        "enable_hr": body.enable_hr, "hr_scale": body.hr_scale, "hr_upscaler": body.hr_upscaler or "Latent",
+        "hr_second_pass_steps": body.hr_second_pass_steps, "hr_resize_x": body.hr_resize_x,
+        "hr_resize_y": body.hr_resize_y, "hr_prompt": body.hr_prompt, "hr_negative_prompt": body.hr_negative_prompt,
+        # the API's default strength is 0.75 (the UI's 0.7)
+        "denoising_strength": 0.75 if body.denoising_strength is None else body.denoising_strength,
+        "hr_sampler_name": "" if body.hr_sampler_name in (None, SAME_SAMPLER) else body.hr_sampler_name,
+        "hr_scheduler": "" if body.hr_scheduler in (None, SAME_SCHEDULER) else body.hr_scheduler,
+    }, body)
+    if fields["hr_sampler_name"] or fields["hr_scheduler"]:
+        resolve_sampler(fields["hr_sampler_name"] or fields["sampler_name"],
+                        fields["hr_scheduler"] or fields["scheduler"])  # unknown → 400, like the first pass
+    return fields, settings, known
+
+
+def run_txt2img(deps: GenerationDeps, body: Txt2ImgBody) -> dict[str, Any]:
+    runtime = deps.runtime
+    fields, settings, known = txt2img_fields(runtime, body)
+    deps.apply_styles(fields, body)
+    request = build(Txt2ImgRequest, fields)
+    result = run_job(deps, lambda job: txt2img(request, runtime, job), settings)
+    if known and not body.override_settings_restore_afterwards:
+        runtime.settings.update(known)  # A1111 keeps the overrides when asked not to restore them
+    return respond(body, request, result)
+
+
+def add_generation_routes(router: APIRouter, deps: GenerationDeps) -> None:
+    # Plain `def`: FastAPI runs these on worker threads, where they wait for their turn in the queue.
+
+    @router.post("/txt2img", response_model=GenerationResponse, summary="Text to image")
+    def txt2img_route(body: Txt2ImgBody) -> dict[str, Any]:
+        return run_txt2img(deps, body)
+
+    @router.get("/prompt-styles", summary="Styles from styles.csv")
+    def prompt_styles() -> list[dict[str, str]]:
+        return [{"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative_prompt} for s in deps.styles.all()]

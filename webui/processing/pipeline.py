@@ -1,0 +1,285 @@
+"""Steps txt2img, img2img and hires fix share: model context, one sampling pass, VAE calls, infotext, saving."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from webui.conditioning import EmbeddingDatabase, PromptEncoder
+from webui.models.device import DeviceConfig, on_device
+from webui.models.loader import LoadedComponents
+from webui.models.manager import LoadedModel
+from webui.processing.jobs import JobState
+from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode_images, latent_scale,
+                                          make_unet_call, text_encoders_on_device, to_pil)
+from webui.processing.noise import image_noise
+from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
+from webui.processing.prompt_conds import (ConditioningBuilder, PromptPlan, embeddings_for, prompt_encoder_for)
+from webui.processing.request import GenerationRequest
+from webui.processing.runtime import Runtime
+from webui.prompts import extract_extra_networks, prompt_schedule, split_and_prompts
+from webui.sampling import CFGDenoiser, DiscreteSchedule, ModelDenoiser, sample
+from webui.sampling.names import SamplerName, ScheduleName, schedule_label_for_infotext
+from webui.sampling.registry import eta_for_infotext
+
+VERSION = "webui-lora 0.1"
+# VAE passes over more pixels than this run tiled. A 2× hires of 512×768 (1.5 MP) decodes and re-encodes tiled,
+# so neither needs the full-resolution activations (~0.4 GB per 128-channel fp16 map) at once.
+HIRES_VAE_TILING_PIXELS = 1024 * 1024
+
+
+@dataclass
+class GenerationResult:
+    """What a generation returns to any adapter: images (each with its infotext), seeds, and messages."""
+
+    images: list[Image.Image] = field(default_factory=list)
+    infotexts: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    subseeds: list[int] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    grid: Image.Image | None = None
+    warnings: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+@dataclass
+class ModelContext:
+    """The loaded model wrapped once per generation: schedule, denoiser, prompt encoder, embeddings."""
+
+    model: LoadedModel
+    device: DeviceConfig
+    schedule: DiscreteSchedule
+    denoiser: ModelDenoiser
+    encoder: PromptEncoder
+    embeddings: EmbeddingDatabase
+
+    @property
+    def components(self) -> LoadedComponents:
+        return self.model.components
+
+    @property
+    def scale(self) -> int:
+        return latent_scale(self.model.components)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.model.components.unet.config.out_channels)
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.model.architecture.family in ("sdxl", "sdxl-refiner")
+
+
+def model_context(model: LoadedModel, runtime: Runtime, emphasis: str) -> ModelContext:
+    """Wrap the loaded model for one generation (call after LoRAs are applied; embeddings are rescanned here)."""
+    components = model.components
+    device = runtime.models.device
+    embeddings = embeddings_for(components, runtime.embeddings)
+    schedule = DiscreteSchedule(alphas_cumprod(model.architecture.scheduler_config()))
+    denoiser = ModelDenoiser(make_unet_call(components, device), schedule, model.architecture.prediction_type)
+    return ModelContext(model, device, schedule, denoiser, prompt_encoder_for(components, emphasis, embeddings),
+                        embeddings)
+
+
+def model_calls_per_step(sampler: SamplerName) -> int:
+    """Second-order samplers call the model twice per step; A1111 stretches prompt-editing schedules to match."""
+    return 2 if sampler.second_order else 1
+
+
+def plan_prompt_for_pass(text: str, steps: int, hires_steps: int | None = None, *,
+                         allow_and: bool = True) -> PromptPlan:
+    """Like prompt_conds.plan_prompt, with A1111's hires timeline when `hires_steps` is given (0-1 = first pass)."""
+    clean, tags = extract_extra_networks(text)
+    pieces = split_and_prompts(clean) if allow_and else [(clean, 1.0)]
+    parts = tuple((tuple((int(end), str(t)) for end, t in prompt_schedule(piece, steps, hires_steps)), float(weight))
+                  for piece, weight in pieces)
+    return PromptPlan(parts, tuple(tags))
+
+
+@dataclass(frozen=True)
+class SamplingPass:
+    """One run of the sampler: what to sample with and at which size; img2img fields are None for txt2img."""
+
+    sampler: SamplerName
+    schedule: ScheduleName
+    steps: int
+    cfg_scale: float
+    clip_skip: int
+    width: int
+    height: int
+    plan: PromptPlan
+    negative_plan: PromptPlan
+    settings: dict
+    denoise_strength: float | None = None
+    init_latent: Tensor | None = None
+    image_cond: Tensor | None = None  # inpainting models' c_concat
+    keep_mask: Tensor | None = None  # latent-size mask, 1 where the init latent is kept (normal-model inpainting)
+
+
+class MaskBlendDenoiser:
+    """A1111's inpainting with a normal model: each step's prediction keeps the init latent outside the mask."""
+
+    def __init__(self, inner: CFGDenoiser, init_latent: Tensor, keep: Tensor) -> None:
+        self.inner = inner
+        self.init_latent = init_latent
+        self.keep = keep
+
+    def _blend(self, denoised: Tensor) -> Tensor:
+        return denoised * (1 - self.keep) + self.init_latent * self.keep
+
+    def __call__(self, x: Tensor, sigma: Tensor, *, step: int = 0) -> Tensor:
+        return self._blend(self.inner(x, sigma, step=step))
+
+    def denoise_with_uncond(self, x: Tensor, sigma: Tensor, scale_multiplier: float = 1.0, *,
+                            step: int = 0) -> tuple[Tensor, Tensor]:
+        denoised, uncond = self.inner.denoise_with_uncond(x, sigma, scale_multiplier, step=step)
+        return self._blend(denoised), uncond
+
+
+def initial_noise(request: GenerationRequest, shape: tuple[int, int, int], seeds: list[int], subseeds: list[int],
+                  device: DeviceConfig) -> tuple[Tensor, list[torch.Generator]]:
+    """Each image's noise from its own CPU generator (seed, variation, seed resize, ENSD as the request says)."""
+    resize = (request.seed_resize_from_w, request.seed_resize_from_h) \
+        if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None
+    noise, generators = image_noise(shape, seeds, subseeds, request.subseed_strength, resize,
+                                    eta_noise_seed_delta=request.eta_noise_seed_delta)
+    return noise.to(device.device), generators  # latents stay fp32; the UNet call casts to the model dtype
+
+
+def run_pass(ctx: ModelContext, spec: SamplingPass, noise: Tensor, generators: list[torch.Generator],
+             seeds: list[int], job: JobState) -> tuple[Tensor, dict[str, None]]:
+    """Encode the prompts, then sample; returns latents and the embeddings the prompts used (for TI hashes)."""
+    batch = len(seeds)
+    builder = ConditioningBuilder(ctx.encoder, ctx.components, spec.clip_skip, spec.width, spec.height,
+                                  image_cond=spec.image_cond)
+    with text_encoders_on_device(ctx.components, ctx.device):
+        builder.precompute(spec.plan, spec.negative_plan)
+    denoiser = CFGDenoiser(ctx.denoiser, builder.cond_fn(spec.plan, batch),
+                           builder.uncond_fn(spec.negative_plan, batch), spec.cfg_scale)
+    if spec.keep_mask is not None and spec.init_latent is not None:
+        denoiser = MaskBlendDenoiser(denoiser, spec.init_latent, spec.keep_mask)
+    with torch.no_grad(), on_device(ctx.components.unet, ctx.device):
+        latents = sample(spec.sampler.name, spec.schedule.name, denoiser, noise, ctx.schedule, spec.steps,
+                         seeds=seeds, generators=generators,
+                         callback=lambda info: job.step(info.i, info.total, info.denoised),
+                         denoise_strength=spec.denoise_strength, init_latent=spec.init_latent,
+                         settings=spec.settings, is_sdxl=ctx.is_sdxl)
+    if spec.keep_mask is not None and spec.init_latent is not None:
+        latents = latents * (1 - spec.keep_mask) + spec.init_latent * spec.keep_mask
+    return latents, builder.embeddings_used
+
+
+def sampler_settings(request: GenerationRequest, **extra: object) -> dict:
+    """The request's sampler options (churn, noise, eta) plus pass-specific ones such as img2img_fix_steps."""
+    settings = {"s_churn": request.s_churn, "s_tmin": request.s_tmin, "s_tmax": request.s_tmax,
+                "s_noise": request.s_noise, **extra}
+    if request.eta is not None:
+        settings["eta"] = request.eta
+    return settings
+
+
+@contextlib.contextmanager
+def vae_tiling(ctx: ModelContext, pixels: int) -> Iterator[None]:
+    """Tile the VAE for big pictures (when the device config allows); leaves it as it was afterwards."""
+    vae = ctx.components.vae
+    wanted = ctx.device.vae_tiling and pixels > HIRES_VAE_TILING_PIXELS and not getattr(vae, "use_tiling", False)
+    if wanted:
+        vae.enable_tiling()
+    try:
+        yield
+    finally:
+        if wanted:
+            vae.disable_tiling()
+
+
+def decode(ctx: ModelContext, latents: Tensor) -> Tensor:
+    """Latents → (B, 3, H, W) pixels in [0, 1] on the CPU."""
+    pixels = latents.shape[-1] * latents.shape[-2] * ctx.scale**2
+    with torch.no_grad(), on_device(ctx.components.vae, ctx.device), vae_tiling(ctx, pixels):
+        return decode_latents(ctx.components, latents, ctx.device)
+
+
+def decode_to_pil(ctx: ModelContext, latents: Tensor) -> list[Image.Image]:
+    """Latents → 8-bit RGB pictures."""
+    return to_pil(decode(ctx, latents))
+
+
+def encode(ctx: ModelContext, images: Tensor) -> Tensor:
+    """(B, 3, H, W) pixels in [0, 1] → scaled latents on the compute device."""
+    pixels = images.shape[-1] * images.shape[-2]
+    with torch.no_grad(), on_device(ctx.components.vae, ctx.device), vae_tiling(ctx, pixels):
+        return encode_images(ctx.components, images, ctx.device).to(ctx.device.device)
+
+
+def inpainting_conditioning(ctx: ModelContext, images: Tensor | None, masks: Tensor | None, batch: int,
+                            height: int, width: int) -> Tensor | None:
+    """9-channel models' c_concat: the repaint mask at latent size + the latents of the picture with the mask grey.
+
+    `images` (B, 3, H, W) in [0, 1] and `masks` (B or 1, 1, H, W) with 1 = repaint; None means a grey picture and
+    an all-ones mask, as A1111's txt2img gives these models. Normal models get None.
+    """
+    if not ctx.model.architecture.inpainting:
+        return None
+    if images is None:
+        images = torch.zeros(1, 3, height, width)
+    if masks is None:
+        masks = torch.ones(1, 1, height, width)
+    masked = images * (1 - masks) + 0.5 * masks  # 0 in the model's [-1, 1] pixel range
+    latent = encode(ctx, masked)
+    small = torch.nn.functional.interpolate(masks, size=latent.shape[-2:]).to(latent)
+    cond = torch.cat([small.expand(latent.shape[0], -1, -1, -1), latent], dim=1)
+    return cond.expand(batch, -1, -1, -1) if cond.shape[0] == 1 else cond
+
+
+def base_infotext_params(request: GenerationRequest, ctx: ModelContext, sampler: SamplerName,
+                         schedule: ScheduleName, seed: int, subseed: int, runtime: Runtime) -> dict:
+    """The keys every generation writes, in A1111's meaning; callers add their own before `Version`."""
+    model = ctx.model
+    params: dict = {
+        "Steps": request.steps,
+        "Sampler": sampler.name,
+        "Schedule type": schedule_label_for_infotext(sampler, schedule),
+        "CFG scale": request.cfg_scale,
+        "Seed": seed,
+        "Size": f"{request.width}x{request.height}",
+        "Model hash": model.short_hash,
+        "Model": model.checkpoint.stem,
+        "VAE hash": (runtime.registry.vae_sha256(model.vae) or "")[:10] or None if model.vae else None,
+        "VAE": model.vae.name if model.vae else None,
+        "Variation seed": subseed if request.subseed_strength > 0 else None,
+        "Variation seed strength": request.subseed_strength if request.subseed_strength > 0 else None,
+        "Seed resize from": f"{request.seed_resize_from_w}x{request.seed_resize_from_h}"
+        if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None,
+        "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        "ENSD": request.eta_noise_seed_delta if request.eta_noise_seed_delta and sampler.uses_ensd else None,
+        "RNG": "CPU",
+    }
+    params["Eta"] = eta_for_infotext(sampler.name, request.eta)
+    if request.emphasis != "Original":
+        params["Emphasis"] = request.emphasis
+    return params
+
+
+
+def store_image(result: GenerationResult, image: Image.Image, text: str, seed: int, request: GenerationRequest,
+                runtime: Runtime, kind: str) -> None:
+    """Attach the infotext, keep the image in the result and save it under outputs/<kind>-images."""
+    image.info["parameters"] = text
+    result.images.append(image)
+    result.infotexts.append(text)
+    if request.save_images:
+        base = runtime.outputs.root / f"{kind}-images"
+        folder = dated_folder(base) if runtime.outputs.save_to_dated_folders else base
+        result.paths.append(str(save_image(image, folder, seed=seed, infotext=text)))
+
+
+def finish_grid(result: GenerationResult, request: GenerationRequest, runtime: Runtime, kind: str) -> None:
+    """A1111's grid of a multi-image result, saved under outputs/<kind>-grids when saving is on."""
+    if len(result.images) > 1 and request.save_grid:
+        result.grid = make_grid(result.images)
+        if request.save_images:
+            save_grid(result.grid, dated_folder(runtime.outputs.root / f"{kind}-grids"), infotext=result.infotexts[0])

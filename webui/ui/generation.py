@@ -1,0 +1,112 @@
+"""Run one generation through the shared queue and stream its progress, ETA and live preview to the page."""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator
+
+import gradio as gr
+import torch
+
+from webui.processing.jobs import JobState
+from webui.processing.previews import LatentPreviewer
+from webui.processing.runtime import Runtime
+from webui.processing.txt2img import GenerationResult
+
+POLL_SECONDS = 0.4
+
+
+class SessionJobs:
+    """The job each browser session started last, so its Interrupt/Skip buttons act on its own job."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobState] = {}
+
+    def put(self, session: str, job: JobState) -> None:
+        with self._lock:
+            self._jobs[session] = job
+
+    def get(self, session: str) -> JobState | None:
+        with self._lock:
+            return self._jobs.get(session)
+
+    def drop(self, session: str, job: JobState) -> None:
+        with self._lock:
+            if self._jobs.get(session) is job:
+                del self._jobs[session]
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = max(0, int(round(seconds)))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes:02d}:{seconds:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+def progress_html(job: JobState, position: int | None) -> str:
+    """Waiting: the queue position. Running: a bar with step/total, image number and ETA."""
+    if position is not None and position > 0:
+        return f"<div class='sdw-progress'>Waiting in queue: position {position}</div>"
+    percent = int(job.progress * 100)
+    steps = f"Step {job.sampling_step}/{job.sampling_steps}" if job.sampling_steps else "Loading model…"
+    batch = f" · Batch {min(job.job_no + 1, job.job_count)}/{job.job_count}" if job.job_count > 1 else ""
+    return (f"<div class='sdw-progress'><div class='bar'><div style='width:{percent}%'></div></div>"
+            f"<span class='sdw-progress-text'>{percent}% · {steps}{batch} · ETA {format_eta(job.eta_seconds)}"
+            f"</span></div>")
+
+
+def readable_error(error: BaseException) -> str:
+    """The message a user sees for a failed job; the page keeps working afterwards."""
+    if isinstance(error, ValueError):  # UserInputError and every model/LoRA file error derive from it
+        return str(error)
+    if isinstance(error, torch.OutOfMemoryError):
+        return "Out of memory: try a smaller size or batch size, or start with --medvram / --lowvram."
+    return f"{type(error).__name__}: {error}"
+
+
+def make_job(runtime: Runtime, previewer: LatentPreviewer) -> JobState:
+    settings = runtime.settings.current
+    job = JobState()
+    if settings.live_previews_enable and settings.show_progress_every_n_steps > 0:
+        job.preview_every = settings.show_progress_every_n_steps
+        # The model is looked up at preview time: it is the one loaded for this job while it samples.
+        job.make_preview = lambda latents: previewer.render(runtime.models.loaded, runtime.models.device, latents)
+    return job
+
+
+def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: JobState,
+                      work: Callable[[JobState], GenerationResult]) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """Yield (gallery, infotexts state, info text, progress html) while the job waits, runs and finishes."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with runtime.queue.slot(job):
+                outcome["result"] = work(job)
+        except BaseException as error:  # reported to the page below; the worker thread must not die silently
+            outcome["error"] = error
+
+    jobs.put(session, job)
+    worker = threading.Thread(target=run, name="generation", daemon=True)
+    worker.start()
+    shown_preview = None
+    try:
+        while worker.is_alive():
+            worker.join(POLL_SECONDS)
+            preview = job.preview
+            gallery = gr.skip()
+            if preview is not None and preview is not shown_preview:
+                shown_preview, gallery = preview, [preview]
+            yield gallery, gr.skip(), gr.skip(), progress_html(job, runtime.queue.position(job))
+    finally:
+        jobs.drop(session, job)
+    if "error" in outcome:
+        raise gr.Error(readable_error(outcome["error"]))
+    result: GenerationResult = outcome["result"]
+    for warning in result.warnings:
+        gr.Warning(warning)
+    images = ([result.grid] if result.grid is not None else []) + result.images
+    infotexts = ([result.infotexts[0]] if result.grid is not None and result.infotexts else []) + result.infotexts
+    note = "Interrupted: showing the finished images." if result.interrupted else ""
+    yield images, infotexts, (infotexts[0] if infotexts else ""), f"<div class='sdw-progress'>{note}</div>"
