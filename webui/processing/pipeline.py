@@ -17,6 +17,7 @@ from webui.processing.jobs import JobState
 from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode_images, latent_scale,
                                           make_unet_call, text_encoders_on_device, to_pil)
 from webui.processing.noise import image_noise
+from webui.paths import resolve_inside
 from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
 from webui.processing.prompt_conds import (ConditioningBuilder, PromptPlan, embeddings_for, prompt_encoder_for)
 from webui.processing.request import GenerationRequest
@@ -272,9 +273,19 @@ def store_image(result: GenerationResult, image: Image.Image, text: str, seed: i
     result.images.append(image)
     result.infotexts.append(text)
     if request.save_images:
-        base = runtime.outputs.root / f"{kind}-images"
-        folder = dated_folder(base) if runtime.outputs.save_to_dated_folders else base
-        result.paths.append(str(save_image(image, folder, seed=seed, infotext=text)))
+        settings = runtime.settings.current
+        # A1111: "Output directory for images" replaces every mode's own folder. It comes from config.json or the
+        # API's /options, so it must stay inside the data folder (no writing anywhere on the server).
+        base = resolve_inside(runtime.folders.data, settings.outdir_samples) if settings.outdir_samples \
+            else runtime.outputs.root / f"{kind}-images"
+        dated = settings.save_to_dirs and runtime.outputs.save_to_dated_folders
+        folder = dated_folder(base) if dated else base
+        tags = {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "steps": request.steps,
+                "cfg": request.cfg_scale, "sampler": request.sampler_name, "width": request.width,
+                "height": request.height}
+        result.paths.append(str(save_image(image, folder, seed=seed, infotext=text,
+                                           pattern=settings.samples_filename_pattern or "[seed]",
+                                           extension=settings.samples_format, tags=tags)))
 
 
 def finish_grid(result: GenerationResult, request: GenerationRequest, runtime: Runtime, kind: str) -> None:

@@ -34,10 +34,10 @@ class Settings(BaseModel):
     default_width: int = Field(512, ge=64, le=2048, multiple_of=8)
     default_height: int = Field(512, ge=64, le=2048, multiple_of=8)
     default_cfg_scale: float = Field(7.0, ge=1.0, le=30.0)
-    samples_format: str = "png"
+    samples_format: str = Field("png", pattern="^(png|jpg|jpeg|webp|avif)$")
     samples_filename_pattern: str = ""
     save_to_dirs: bool = True
-    outdir_samples: str = ""
+    outdir_samples: str = ""  # one folder for every mode's images; relative to (and kept inside) the data folder
     localization: str = Field("Auto", pattern="^(Auto|None|en|zh-CN)$")  # Auto (A1111: None) = the browser language
 
 
