@@ -30,3 +30,18 @@ def test_output_folder_setting_cannot_leave_the_data_folder(tmp_path):
     assert not (tmp_path / "elsewhere").exists()
     with pytest.raises(UserInputError):
         runtime.settings.update({"samples_format": "gif"})
+
+
+def test_comma_back_off_setting_reaches_the_prompt_encoder(tmp_path):
+    import numpy as np
+
+    runtime = _runtime(tmp_path, "sd1")
+    # 74 tokens then a comma then more words: with back-off the chunk breaks at the comma, without it mid-phrase.
+    prompt = ", ".join(["red"] * 37) + ", blue circle green square yellow star"
+    on = np.asarray(txt2img(_request(prompt=prompt, steps=2, save_images=False), runtime).images[0]).astype(int)
+    runtime.settings.update({"comma_padding_backtrack": 0})
+    off = np.asarray(txt2img(_request(prompt=prompt, steps=2, save_images=False), runtime).images[0]).astype(int)
+    runtime.settings.update({"comma_padding_backtrack": 20})
+    again = np.asarray(txt2img(_request(prompt=prompt, steps=2, save_images=False), runtime).images[0]).astype(int)
+    assert np.array_equal(on, again)
+    assert np.abs(on - off).max() > 0

@@ -82,8 +82,10 @@ def model_context(model: LoadedModel, runtime: Runtime, emphasis: str) -> ModelC
     embeddings = embeddings_for(components, runtime.embeddings)
     schedule = DiscreteSchedule(alphas_cumprod(model.architecture.scheduler_config()))
     denoiser = ModelDenoiser(make_unet_call(components, device), schedule, model.architecture.prediction_type)
-    return ModelContext(model, device, schedule, denoiser, prompt_encoder_for(components, emphasis, embeddings),
-                        embeddings)
+    # A1111 keeps comma back-off as an option, not a request field: it comes from the settings in force.
+    encoder = prompt_encoder_for(components, emphasis, embeddings,
+                                 comma_backtrack=runtime.settings.current.comma_padding_backtrack)
+    return ModelContext(model, device, schedule, denoiser, encoder, embeddings)
 
 
 def model_calls_per_step(sampler: SamplerName) -> int:

@@ -46,7 +46,7 @@ def embeddings_for(components: LoadedComponents, library: EmbeddingLibrary) -> E
 
 
 def prompt_encoder_for(components: LoadedComponents, emphasis: str,
-                       embeddings: EmbeddingDatabase | None = None) -> PromptEncoder:
+                       embeddings: EmbeddingDatabase | None = None, comma_backtrack: int = 20) -> PromptEncoder:
     """Each family's A1111 rules for which hidden layer feeds the UNet (see the conditioning layer)."""
     family = components.architecture.family
     slots = []
@@ -59,7 +59,8 @@ def prompt_encoder_for(components: LoadedComponents, emphasis: str,
             slots.append(TextEncoderSlot.sdxl_clip_l(encoder.model, embeddings))
         else:
             slots.append(TextEncoderSlot.sdxl_clip_g(encoder.model, embeddings))
-    return PromptEncoder(slots, emphasis=emphasis, zero_empty_negative=family == "sdxl")
+    return PromptEncoder(slots, emphasis=emphasis, comma_backtrack=comma_backtrack,
+                         zero_empty_negative=family == "sdxl")
 
 
 class ConditioningBuilder:
