@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.demo.analyser import analyse
 from tests.helpers.tiny_models import build_tiny_checkpoint
 from tests.networks.tiny import kohya_lora, lora_targets
@@ -20,7 +20,7 @@ from webui.processing.infotext_request import request_from_infotext
 from webui.processing.images import to_tensor
 from webui.processing.jobs import JobState
 from webui.processing.model_calls import decode_latents, encode_images, to_pil
-from webui.processing.pipeline import plan_prompt_for_pass
+from webui.processing.prompt_conds import plan_prompt
 from webui.processing.png_info import read_png_parameters
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
@@ -30,17 +30,7 @@ from webui.processing.upscale import LATENT_UPSCALE_MODES
 RED = "a red circle on a white background"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory):
-    return demo_runtime(DEFAULT_CHECKPOINT, tmp_path_factory.mktemp("hires"))
+runtime = demo_runtime_fixture("hires")
 
 
 def hires(runtime, **fields):
@@ -164,9 +154,9 @@ def test_prompt_editing_switches_on_the_hires_timeline(runtime):
 
 
 def test_hires_prompt_editing_uses_the_hires_timeline():
-    plan = plan_prompt_for_pass("[cat:dog:25]", 20, 10)
+    plan = plan_prompt("[cat:dog:25]", 20, 10)
     assert plan.parts[0][0] == ((5, "cat"), (10, "dog"))
-    fraction = plan_prompt_for_pass("[cat:dog:1.5]", 20, 10)
+    fraction = plan_prompt("[cat:dog:1.5]", 20, 10)
     assert fraction.parts[0][0] == ((5, "cat"), (10, "dog"))
 
 

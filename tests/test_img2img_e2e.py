@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.demo.analyser import analyse
 from webui.processing.images import to_tensor
 from webui.processing.img2img import img2img
@@ -22,18 +22,7 @@ BLUE = "a blue square on a black background"
 GREEN = "a green triangle on a gray background"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The demo model is tiny: one thread is as fast, and far faster than two when other jobs share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory):
-    return demo_runtime(DEFAULT_CHECKPOINT, tmp_path_factory.mktemp("img2img"))
+runtime = demo_runtime_fixture("img2img")
 
 
 @pytest.fixture(scope="module")

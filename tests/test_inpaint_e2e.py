@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.helpers.tiny_models import build_tiny_checkpoint
 from webui.models.device import device_config
 from webui.paths import Folders
@@ -22,17 +22,7 @@ RED = "a red circle on a white background"
 BLUE = "a blue square on a black background"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory):
-    return demo_runtime(DEFAULT_CHECKPOINT, tmp_path_factory.mktemp("inpaint"))
+runtime = demo_runtime_fixture("inpaint")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Default folders and the one function that keeps user-given names inside them."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,3 +38,21 @@ def is_inside(root: Path, path: Path) -> bool:
     root_resolved = Path(root).resolve()
     resolved = Path(path).resolve()
     return resolved == root_resolved or root_resolved in resolved.parents
+
+
+def model_files(root: Path, suffixes: tuple[str, ...] | frozenset[str]) -> list[Path]:
+    """Files under `root` (recursively, folders and names sorted) with one of `suffixes` (lower case, with the dot).
+
+    Files whose real location leaves `root` (symlinks) are left out, so a user-chosen name can only ever pick a
+    file that really lies in the model folder.
+    """
+    if not Path(root).is_dir():
+        return []
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for filename in sorted(files):
+            path = Path(folder) / filename
+            if path.suffix.lower() in suffixes and is_inside(root, path):
+                found.append(path)
+    return found

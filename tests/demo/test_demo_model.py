@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from scripts.demo_shapes import IMAGE_SIZE, caption
-from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
+from scripts.eval_demo_model import DEFAULT_CHECKPOINT
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.demo.analyser import analyse, colour_fraction, matches
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import Runtime
@@ -23,19 +23,7 @@ PROMPTS = [("red", "circle", "white"), ("blue", "square", "black"), ("yellow", "
            ("orange", "square", "navy"), ("pink", "circle", "gray")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The demo model is tiny: one thread is as fast, and far faster than two when other jobs share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory) -> Runtime:
-    assert DEFAULT_CHECKPOINT.is_file(), "the demo checkpoint must be committed under models/Stable-diffusion/"
-    return demo_runtime(DEFAULT_CHECKPOINT, tmp_path_factory.mktemp("demo"))
+runtime = demo_runtime_fixture("demo")
 
 
 def generate(runtime: Runtime, prompt: str, seed: int = 1, negative: str = "", batch_size: int = 1) -> GenerationResult:

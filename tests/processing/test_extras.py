@@ -125,7 +125,7 @@ def test_odd_input_modes_become_rgb(runtime, mode):
 def test_save_writes_into_extras_images_with_parameters(runtime):
     source = _png_with_parameters(_picture())
     result = extras_single(ExtrasRequest(upscaler_1="Lanczos"), source, runtime, save=True)
-    path = runtime.outputs.root / "extras-images" / "00000.png"
+    path = runtime.folders.outputs / "extras-images" / "00000.png"
     assert result.path == str(path)
     saved = Image.open(path)
     assert saved.size == (128, 96)
@@ -140,7 +140,7 @@ def test_batch_keeps_original_names_without_overwriting(runtime):
                            names=["cat.png", "../dog.jpg", "cat.png"], save=True)
     assert [r.image.size for r in results] == [(128, 96)] * 3
     assert [r.parameters for r in results] == [PARAMETERS, None, None]
-    folder = runtime.outputs.root / "extras-images"
+    folder = runtime.folders.outputs / "extras-images"
     assert sorted(p.name for p in folder.iterdir()) == ["cat-1.png", "cat.png", "dog.png"]
     assert np.array_equal(np.asarray(Image.open(folder / "dog.png")),
                           np.asarray(_picture(seed=2)).repeat(2, axis=0).repeat(2, axis=1))

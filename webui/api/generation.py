@@ -140,15 +140,20 @@ def txt2img_fields(runtime: Runtime, body: Txt2ImgBody) -> tuple[dict[str, Any],
     return fields, settings, known
 
 
-def run_txt2img(deps: GenerationDeps, body: Txt2ImgBody) -> dict[str, Any]:
-    runtime = deps.runtime
-    fields, settings, known = txt2img_fields(runtime, body)
+def run_generation(deps: GenerationDeps, body: GenerationFields, fields: dict[str, Any], settings: Any,
+                   known: dict[str, Any], request_type: type, process: Callable) -> dict[str, Any]:
+    """Styles, our typed request, one queued job, the overrides kept if asked, and A1111's response."""
     deps.apply_styles(fields, body)
-    request = build(Txt2ImgRequest, fields)
-    result = run_job(deps, lambda job: txt2img(request, runtime, job), settings)
+    request = build(request_type, fields)
+    result = run_job(deps, lambda job: process(request, deps.runtime, job), settings)
     if known and not body.override_settings_restore_afterwards:
-        runtime.settings.update(known)  # A1111 keeps the overrides when asked not to restore them
+        deps.runtime.settings.update(known)  # A1111 keeps the overrides when asked not to restore them
     return respond(body, request, result)
+
+
+def run_txt2img(deps: GenerationDeps, body: Txt2ImgBody) -> dict[str, Any]:
+    fields, settings, known = txt2img_fields(deps.runtime, body)
+    return run_generation(deps, body, fields, settings, known, Txt2ImgRequest, txt2img)
 
 
 def add_generation_routes(router: APIRouter, deps: GenerationDeps) -> None:

@@ -6,9 +6,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from webui.api.errors import ApiError
-from webui.api.generation import GenerationDeps, respond, run_job
+from webui.api.generation import GenerationDeps, run_generation
 from webui.api.images import decode_image
-from webui.api.mapping import add_specific_fields, build, common_fields
+from webui.api.mapping import add_specific_fields, common_fields
 from webui.api.schemas import GenerationResponse, Img2ImgBody
 from webui.processing.img2img import img2img
 from webui.processing.request import Img2ImgRequest
@@ -46,14 +46,8 @@ def img2img_fields(runtime: Runtime, body: Img2ImgBody) -> tuple[dict[str, Any],
 
 
 def run_img2img(deps: GenerationDeps, body: Img2ImgBody) -> dict[str, Any]:
-    runtime = deps.runtime
-    fields, settings, known = img2img_fields(runtime, body)
-    deps.apply_styles(fields, body)
-    request = build(Img2ImgRequest, fields)
-    result = run_job(deps, lambda job: img2img(request, runtime, job), settings)
-    if known and not body.override_settings_restore_afterwards:
-        runtime.settings.update(known)
-    response = respond(body, request, result)
+    fields, settings, known = img2img_fields(deps.runtime, body)
+    response = run_generation(deps, body, fields, settings, known, Img2ImgRequest, img2img)
     if not body.include_init_images:  # A1111 echoes the (large) input pictures only when asked
         response["parameters"]["init_images"] = None
         response["parameters"]["mask"] = None

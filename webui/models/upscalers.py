@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import pickle
 import threading
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from webui.errors import ModelFileError, UserInputError
 from webui.models.checkpoint_io import load_tensors
 from webui.models.device import DeviceConfig, device_config
 from webui.models.spandrel_import import import_spandrel
-from webui.paths import is_inside
+from webui.paths import model_files
 
 UPSCALER_EXTENSIONS = (".pth", ".pt", ".safetensors")
 # A1111's ESRGAN_tile / ESRGAN_tile_overlap defaults: tiles of 192 px keep a 4x model's activations small.
@@ -185,16 +184,9 @@ class UpscalerLibrary:
         """Walk the folders again (recursively); files whose real location leaves the folder are ignored."""
         entries: dict[str, UpscalerEntry] = {}
         for root in self.folders:
-            if not root.is_dir():
-                continue
-            for folder, dirs, files in os.walk(root):
-                dirs.sort()
-                for filename in sorted(files):
-                    path = Path(folder) / filename
-                    if path.suffix.lower() not in UPSCALER_EXTENSIONS or not is_inside(root, path):
-                        continue
-                    name = A1111_NAMES.get(path.stem.lower(), path.stem)
-                    entries.setdefault(name, UpscalerEntry(name, path, root.name))  # first folder wins
+            for path in model_files(root, UPSCALER_EXTENSIONS):
+                name = A1111_NAMES.get(path.stem.lower(), path.stem)
+                entries.setdefault(name, UpscalerEntry(name, path, root.name))  # first folder wins
         with self._lock:
             self._entries = entries
         return self.entries()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from webui.networks.errors import LoraNotFoundError
 from webui.networks.keymap import ModelNames
 from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, guess_family, read_lora, read_metadata
-from webui.paths import is_inside
+from webui.paths import model_files
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
 _SD_VERSIONS = MappingProxyType({"SD1": "sd1", "SD2": "sd2", "SDXL": "sdxl", "UNKNOWN": "unknown"})
@@ -131,18 +130,11 @@ class LoraLibrary:
             by_name: dict[str, LoraEntry] = {}
             alias_owners: dict[str, list[LoraEntry]] = {}
             for root in self.roots:
-                if not root.is_dir():
-                    continue
-                for folder, dirs, files in os.walk(root):
-                    dirs.sort()
-                    for filename in sorted(files):
-                        path = Path(folder) / filename
-                        if path.suffix.lower() not in LORA_EXTENSIONS or not is_inside(root, path):
-                            continue
-                        alias = read_metadata(path).get("ss_output_name", "") or path.stem
-                        entry = LoraEntry(name=path.stem, alias=alias, path=path)
-                        by_name[path.stem] = entry  # with duplicate stems the last one walked wins, as in A1111
-                        alias_owners.setdefault(alias, []).append(entry)
+                for path in model_files(root, LORA_EXTENSIONS):
+                    alias = read_metadata(path).get("ss_output_name", "") or path.stem
+                    entry = LoraEntry(name=path.stem, alias=alias, path=path)
+                    by_name[path.stem] = entry  # with duplicate stems the last one walked wins, as in A1111
+                    alias_owners.setdefault(alias, []).append(entry)
             # An alias claimed by two files (or "none") is forbidden; those files answer to their stem only.
             forbidden = {"none"} | {a.lower() for a, owners in alias_owners.items() if len(owners) > 1}
             self._by_name = by_name

@@ -141,8 +141,8 @@ def _process(request: ExtrasRequest, image: Image.Image, runtime: Runtime, *, sa
 
 
 def _save(image: Image.Image, runtime: Runtime, parameters: str | None, name: str | None) -> Path:
-    folder = runtime.outputs.root / EXTRAS_FOLDER
-    extension = runtime.outputs.image_format
+    folder = runtime.folders.outputs / EXTRAS_FOLDER
+    extension = runtime.settings.current.samples_format
     if name:
         # A1111's use_original_name_batch: a batch file keeps its own name (here never overwriting one).
         stem = sanitize_filename_part(Path(name).stem, replace_spaces=False) or "image"

@@ -8,7 +8,8 @@ from torch import Tensor
 from webui.errors import UserInputError
 from webui.processing.images import to_tensor
 from webui.processing.pipeline import (ModelContext, SamplingPass, decode_to_pil, encode, inpainting_conditioning,
-                                       model_calls_per_step, plan_prompt_for_pass, sampler_settings)
+                                       model_calls_per_step, sampler_settings)
+from webui.processing.prompt_conds import plan_prompt
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.processing.upscale import (LATENT_UPSCALE_MODES, canonical_upscaler_name, upscale_image, upscale_latents,
@@ -104,8 +105,8 @@ def hires_pass(ctx: ModelContext, request: Txt2ImgRequest, first_sampler: Sample
     return SamplingPass(
         sampler=sampler, schedule=schedule, steps=steps, cfg_scale=request.cfg_scale, clip_skip=request.clip_skip,
         width=width, height=height,
-        plan=plan_prompt_for_pass(request.hr_prompt or request.prompt, first_calls, hires_calls),
-        negative_plan=plan_prompt_for_pass(request.hr_negative_prompt or request.negative_prompt, first_calls,
+        plan=plan_prompt(request.hr_prompt or request.prompt, first_calls, hires_calls),
+        negative_plan=plan_prompt(request.hr_negative_prompt or request.negative_prompt, first_calls,
                                            hires_calls, allow_and=False),
         settings=sampler_settings(request, img2img_fix_steps=True),
         denoise_strength=request.denoising_strength, init_latent=init_latent,

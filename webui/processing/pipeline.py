@@ -22,7 +22,6 @@ from webui.processing.outputs import dated_folder, make_grid, save_grid, save_im
 from webui.processing.prompt_conds import (ConditioningBuilder, PromptPlan, embeddings_for, prompt_encoder_for)
 from webui.processing.request import GenerationRequest
 from webui.processing.runtime import Runtime
-from webui.prompts import extract_extra_networks, prompt_schedule, split_and_prompts
 from webui.sampling import CFGDenoiser, DiscreteSchedule, ModelDenoiser, sample
 from webui.sampling.names import SamplerName, ScheduleName, schedule_label_for_infotext
 from webui.sampling.registry import eta_for_infotext
@@ -91,16 +90,6 @@ def model_context(model: LoadedModel, runtime: Runtime, emphasis: str) -> ModelC
 def model_calls_per_step(sampler: SamplerName) -> int:
     """Second-order samplers call the model twice per step; A1111 stretches prompt-editing schedules to match."""
     return 2 if sampler.second_order else 1
-
-
-def plan_prompt_for_pass(text: str, steps: int, hires_steps: int | None = None, *,
-                         allow_and: bool = True) -> PromptPlan:
-    """Like prompt_conds.plan_prompt, with A1111's hires timeline when `hires_steps` is given (0-1 = first pass)."""
-    clean, tags = extract_extra_networks(text)
-    pieces = split_and_prompts(clean) if allow_and else [(clean, 1.0)]
-    parts = tuple((tuple((int(end), str(t)) for end, t in prompt_schedule(piece, steps, hires_steps)), float(weight))
-                  for piece, weight in pieces)
-    return PromptPlan(parts, tuple(tags))
 
 
 @dataclass(frozen=True)
@@ -279,9 +268,8 @@ def store_image(result: GenerationResult, image: Image.Image, text: str, seed: i
         # A1111: "Output directory for images" replaces every mode's own folder. It comes from config.json or the
         # API's /options, so it must stay inside the data folder (no writing anywhere on the server).
         base = resolve_inside(runtime.folders.data, settings.outdir_samples) if settings.outdir_samples \
-            else runtime.outputs.root / f"{kind}-images"
-        dated = settings.save_to_dirs and runtime.outputs.save_to_dated_folders
-        folder = dated_folder(base) if dated else base
+            else runtime.folders.outputs / f"{kind}-images"
+        folder = dated_folder(base) if settings.save_to_dirs else base
         tags = {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "steps": request.steps,
                 "cfg": request.cfg_scale, "sampler": request.sampler_name, "width": request.width,
                 "height": request.height}
@@ -295,4 +283,4 @@ def finish_grid(result: GenerationResult, request: GenerationRequest, runtime: R
     if len(result.images) > 1 and request.save_grid:
         result.grid = make_grid(result.images)
         if request.save_images:
-            save_grid(result.grid, dated_folder(runtime.outputs.root / f"{kind}-grids"), infotext=result.infotexts[0])
+            save_grid(result.grid, dated_folder(runtime.folders.outputs / f"{kind}-grids"), infotext=result.infotexts[0])

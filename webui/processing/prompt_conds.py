@@ -23,11 +23,15 @@ class PromptPlan:
     networks: tuple[ExtraNetworkTag, ...]
 
 
-def plan_prompt(text: str, steps: int, *, allow_and: bool = True) -> PromptPlan:
-    """Extra-network tags come out first, then AND splitting, then the prompt-editing schedule (A1111's order)."""
+def plan_prompt(text: str, steps: int, hires_steps: int | None = None, *, allow_and: bool = True) -> PromptPlan:
+    """Extra-network tags come out first, then AND splitting, then the prompt-editing schedule (A1111's order).
+
+    With `hires_steps`, the schedule follows A1111's hires timeline (0-1 = first pass, 1-2 = hires pass).
+    """
     clean, tags = extract_extra_networks(text)
     pieces = split_and_prompts(clean) if allow_and else [(clean, 1.0)]
-    parts = tuple((tuple((int(end), str(t)) for end, t in prompt_schedule(piece, steps)), float(weight))
+    parts = tuple((tuple((int(end), str(t)) for end, t in prompt_schedule(piece, steps, hires_steps)),
+                   float(weight))
                   for piece, weight in pieces)
     return PromptPlan(parts, tuple(tags))
 

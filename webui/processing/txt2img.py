@@ -11,8 +11,9 @@ from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
 from webui.processing.pipeline import (VERSION, GenerationResult, SamplingPass, base_infotext_params,
                                        decode_to_pil, finish_grid, initial_noise, inpainting_conditioning,
-                                       model_calls_per_step, model_context, plan_prompt_for_pass, run_pass,
+                                       model_calls_per_step, model_context, run_pass,
                                        sampler_settings, store_image)
+from webui.processing.prompt_conds import plan_prompt
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.sampling.names import resolve_sampler
@@ -38,8 +39,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
     with runtime.models.use(request.checkpoint, request.vae) as model:
         # 2. Parse prompts: extra networks out, AND parts and prompt-editing schedules in.
         schedule_steps = request.steps * model_calls_per_step(sampler)
-        plan = plan_prompt_for_pass(request.prompt, schedule_steps)
-        negative_plan = plan_prompt_for_pass(request.negative_prompt, schedule_steps, allow_and=False)
+        plan = plan_prompt(request.prompt, schedule_steps)
+        negative_plan = plan_prompt(request.negative_prompt, schedule_steps, allow_and=False)
         networks = activate_networks(model, runtime.loras, plan.networks)
         result.warnings += networks.warnings
         ctx = model_context(model, runtime, request.emphasis)
