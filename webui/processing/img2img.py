@@ -11,13 +11,10 @@ from webui.processing.infotext import format_infotext
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
 from webui.processing.masking import (Box, blur_mask, conditioning_mask, crop_region, expand_to_aspect, fill_masked,
                                       latent_mask, make_overlay, paste_back, whole_picture_overlay_mask)
-from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
 from webui.processing.pipeline import (VERSION, GenerationResult, ModelContext, SamplingPass, base_infotext_params,
                                        decode_to_pil, encode, finish_grid, initial_noise, inpainting_conditioning,
-                                       model_calls_per_step, model_context, run_pass,
-                                       sampler_settings, store_image)
-from webui.processing.prompt_conds import plan_prompt
+                                       prepare_prompts, run_pass, sampler_settings, store_image)
 from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.sampling.names import resolve_sampler
@@ -50,13 +47,9 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
     job.job_count = request.n_iter
 
     with runtime.models.use(request.checkpoint, request.vae) as model:
-        # 2. Parse prompts; img2img keeps the schedule of the nominal steps (A1111).
-        schedule_steps = request.steps * model_calls_per_step(sampler)
-        plan = plan_prompt(request.prompt, schedule_steps)
-        negative_plan = plan_prompt(request.negative_prompt, schedule_steps, allow_and=False)
-        networks = activate_networks(model, runtime.loras, plan.networks)
+        # 2. Parse prompts and apply their LoRAs; img2img keeps the schedule of the nominal steps (A1111).
+        plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
         result.warnings += networks.warnings
-        ctx = model_context(model, runtime, request.emphasis)
         # 3. Init latents, masks and the inpainting models' image conditioning (the same for every batch).
         init_latent = _encode_init(ctx, prepared, request)
         keep = _keep_mask(prepared, init_latent)

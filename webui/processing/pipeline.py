@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
 from PIL import Image
@@ -19,7 +19,9 @@ from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode
 from webui.processing.noise import image_noise
 from webui.paths import resolve_inside
 from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
-from webui.processing.prompt_conds import (ConditioningBuilder, PromptPlan, embeddings_for, prompt_encoder_for)
+from webui.processing.network_stack import NetworkActivation, activate_networks
+from webui.processing.prompt_conds import (ConditioningBuilder, PromptPlan, embeddings_for, plan_prompt,
+                                          prompt_encoder_for)
 from webui.processing.request import GenerationRequest
 from webui.processing.runtime import Runtime
 from webui.sampling import CFGDenoiser, DiscreteSchedule, ModelDenoiser, sample
@@ -90,6 +92,26 @@ def model_context(model: LoadedModel, runtime: Runtime, emphasis: str) -> ModelC
 def model_calls_per_step(sampler: SamplerName) -> int:
     """Second-order samplers call the model twice per step; A1111 stretches prompt-editing schedules to match."""
     return 2 if sampler.second_order else 1
+
+
+class PreparedPrompts(NamedTuple):
+    """A request's prompt plans, the LoRAs they named (already applied), and the model wrapped for sampling."""
+
+    plan: PromptPlan
+    negative_plan: PromptPlan
+    networks: NetworkActivation
+    ctx: ModelContext
+
+
+def prepare_prompts(request: GenerationRequest, model: LoadedModel, runtime: Runtime,
+                    sampler: SamplerName) -> PreparedPrompts:
+    """Parse both prompts (extra networks out, AND parts and prompt-editing schedules in), apply the LoRAs they
+    name, then wrap the model: the same first steps for txt2img and img2img."""
+    schedule_steps = request.steps * model_calls_per_step(sampler)
+    plan = plan_prompt(request.prompt, schedule_steps)
+    negative_plan = plan_prompt(request.negative_prompt, schedule_steps, allow_and=False)
+    networks = activate_networks(model, runtime.loras, plan.networks)
+    return PreparedPrompts(plan, negative_plan, networks, model_context(model, runtime, request.emphasis))
 
 
 @dataclass(frozen=True)

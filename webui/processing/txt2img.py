@@ -11,9 +11,7 @@ from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
 from webui.processing.pipeline import (VERSION, GenerationResult, SamplingPass, base_infotext_params,
                                        decode_to_pil, finish_grid, initial_noise, inpainting_conditioning,
-                                       model_calls_per_step, model_context, run_pass,
-                                       sampler_settings, store_image)
-from webui.processing.prompt_conds import plan_prompt
+                                       prepare_prompts, run_pass, sampler_settings, store_image)
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.sampling.names import resolve_sampler
@@ -37,13 +35,9 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
     job.job_count = request.n_iter * passes
 
     with runtime.models.use(request.checkpoint, request.vae) as model:
-        # 2. Parse prompts: extra networks out, AND parts and prompt-editing schedules in.
-        schedule_steps = request.steps * model_calls_per_step(sampler)
-        plan = plan_prompt(request.prompt, schedule_steps)
-        negative_plan = plan_prompt(request.negative_prompt, schedule_steps, allow_and=False)
-        networks = activate_networks(model, runtime.loras, plan.networks)
+        # 2. Parse prompts: extra networks out (applied), AND parts and prompt-editing schedules in.
+        plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
         result.warnings += networks.warnings
-        ctx = model_context(model, runtime, request.emphasis)
         first = SamplingPass(sampler=sampler, schedule=schedule, steps=request.steps, cfg_scale=request.cfg_scale,
                              clip_skip=request.clip_skip, width=request.width, height=request.height, plan=plan,
                              negative_plan=negative_plan, settings=sampler_settings(request))
