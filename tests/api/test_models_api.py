@@ -62,7 +62,9 @@ def test_samplers_schedulers_and_other_lists(api):
     assert samplers["DPM++ 2M"]["options"]["scheduler"] == "karras" and "k_euler" in samplers["Euler"]["aliases"]
     schedulers = {s["name"]: s for s in api.get_schedulers()}
     assert schedulers["karras"]["label"] == "Karras" and schedulers["karras"]["default_rho"] == 7.0
-    assert api.get_scripts() == {"txt2img": [], "img2img": []}
+    scripts = api.get_scripts()
+    assert {"x/y/z plot", "prompt matrix", "prompts from file or textbox"} == set(scripts["txt2img"])
+    assert scripts["img2img"] == scripts["txt2img"]
     assert api.get_sd_vae() == []
     flags = api.get_cmd_flags()
     assert flags["nowebui"] is True and flags["no_hashing"] is True and flags["api_auth"] is None

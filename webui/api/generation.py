@@ -15,11 +15,12 @@ from webui.api.schemas import GenerationFields, GenerationResponse, Txt2ImgBody
 from webui.processing.infotext import parse_infotext_raw
 from webui.processing.jobs import JobState
 from webui.processing.previews import LatentPreviewer
-from webui.processing.request import Txt2ImgRequest
+from webui.processing.request import Img2ImgRequest, Txt2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.processing.styles import StyleStore
 from webui.processing.txt2img import txt2img
 from webui.sampling.names import resolve_sampler
+from webui.scripts import ScriptContext, run_script
 
 STYLES_FILE = "styles.csv"  # in --data-dir, the file the UI's style editor writes
 SAME_CHECKPOINT, SAME_SAMPLER, SAME_SCHEDULER = "Use same checkpoint", "Use same sampler", "Use same scheduler"
@@ -113,9 +114,10 @@ def respond(body: GenerationFields, request: Any, result: Any) -> dict[str, Any]
     offset = 0
     if body.send_images:
         if result.grid is not None:  # A1111 puts the grid first and says so in index_of_first_image
-            images.append(encode_png(result.grid, result.infotexts[0] if result.infotexts else None))
+            images.append(encode_png(result.grid, result.grid_infotext or (result.infotexts[0] if result.infotexts
+                                                                           else None)))
             offset = 1
-        images += [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
+        images += [encode_png(image, text) for image, text in zip(result.images, result.infotexts, strict=False)]
     return {"images": images, "parameters": body.model_dump(), "info": info_json(body, request, result, offset)}
 
 
@@ -145,7 +147,12 @@ def run_generation(deps: GenerationDeps, body: GenerationFields, fields: dict[st
     """Styles, our typed request, one queued job, the overrides kept if asked, and A1111's response."""
     deps.apply_styles(fields, body)
     request = build(request_type, fields)
-    result = run_job(deps, lambda job: process(request, deps.runtime, job), settings)
+    if body.script_name:  # the same request, handed to the script, which calls `process`'s function per cell
+        context = ScriptContext(deps.runtime, "img2img" if request_type is Img2ImgRequest else "txt2img", deps.styles)
+        result = run_job(deps, lambda job: run_script(str(body.script_name), list(body.script_args), request,
+                                                      context, job), settings)
+    else:
+        result = run_job(deps, lambda job: process(request, deps.runtime, job), settings)
     if known and not body.override_settings_restore_afterwards:
         deps.runtime.settings.update(known)  # A1111 keeps the overrides when asked not to restore them
     return respond(body, request, result)

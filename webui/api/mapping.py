@@ -14,6 +14,7 @@ from webui.processing.request import MAX_SIDE
 from webui.processing.runtime import Runtime
 from webui.processing.settings import Settings
 from webui.sampling.names import resolve_sampler
+from webui.scripts import script_titles
 
 # A1111 options that are request fields here rather than stored settings: (option, request field).
 REQUEST_OPTIONS: tuple[tuple[str, str], ...] = (("eta_noise_seed_delta", "eta_noise_seed_delta"),)
@@ -68,8 +69,9 @@ def refuse_unsupported(body: GenerationFields) -> None:
         used.append("refiner_checkpoint")
     if body.disable_extra_networks:
         used.append("disable_extra_networks")
-    if body.script_name:
-        used.append(f"script_name {body.script_name!r} (no such script)")
+    if body.script_name and body.script_name.strip().casefold() not in {t.casefold() for t in script_titles()}:
+        used.append(f"script_name {body.script_name!r} (no such script; available: "
+                    f"{', '.join(t.lower() for t in script_titles())})")
     if body.alwayson_scripts:
         used.append(f"alwayson_scripts {', '.join(map(repr, body.alwayson_scripts))} (no such script)")
     if getattr(body, "firstpass_image", None):

@@ -11,6 +11,7 @@ from webui.networks.lora_file import read_metadata
 from webui.processing.prompt_conds import embeddings_for
 from webui.processing.runtime import Runtime
 from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
+from webui.scripts import script_info, script_titles
 
 # Schedules that are computed from the model's own sigma table (A1111's need_inner_model) and default rho.
 _INNER_MODEL = frozenset({"uniform", "sgm_uniform", "simple", "normal", "ddim", "beta"})
@@ -101,4 +102,9 @@ def add_model_routes(router: APIRouter, runtime: Runtime) -> None:
 
     @router.get("/scripts", summary="Scripts usable with script_name / alwayson_scripts")
     def scripts() -> dict[str, list[str]]:
-        return {"txt2img": [], "img2img": []}  # none are installed; the fields are refused when used
+        names = [title.lower() for title in script_titles()]  # A1111 lists them lower-cased
+        return {"txt2img": names, "img2img": list(names)}
+
+    @router.get("/script-info", summary="Each script's arguments: label, default value and choices")
+    def scripts_info() -> list[dict[str, Any]]:
+        return script_info()

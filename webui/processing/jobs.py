@@ -30,6 +30,7 @@ class JobState:
     preview_every: int = 0  # make a live preview every N sampler steps; 0 = never
     make_preview: Callable[[object], object] | None = None  # denoised latents -> PIL image (set by the caller)
     on_step: Callable[["JobState"], None] | None = None
+    text: str = ""  # what the job is doing, e.g. a script's "Cell 3 / 12" (A1111's state.job)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def begin(self, job_no: int) -> None:

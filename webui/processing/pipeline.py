@@ -44,6 +44,7 @@ class GenerationResult:
     subseeds: list[int] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     grid: Image.Image | None = None
+    grid_infotext: str | None = None  # a script's grid has its own (None: the first image's)
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False
 
