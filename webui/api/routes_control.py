@@ -50,8 +50,9 @@ def add_control_routes(router: APIRouter, runtime: Runtime, flags: dict[str, Any
         textinfo = f"{waiting} job(s) waiting" if waiting else None
         if job is None:
             return ProgressResponse(progress=0.0, eta_relative=0.0, state=ProgressState(), textinfo=textinfo)
-        state = ProgressState(skipped=job.skipped, interrupted=job.interrupted, job_count=job.job_count,
-                              job_no=job.job_no, sampling_step=job.sampling_step, sampling_steps=job.sampling_steps)
+        state = ProgressState(skipped=job.skipped, interrupted=job.interrupted, job=job.text,
+                              job_count=job.job_count, job_no=job.job_no, sampling_step=job.sampling_step,
+                              sampling_steps=job.sampling_steps)
         preview = job.preview
         image = encode_png(preview) if preview is not None and not skip_current_image else None
         return ProgressResponse(progress=job.progress, eta_relative=job.eta_seconds or 0.0, state=state,
