@@ -152,6 +152,10 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
 
     png_to_txt2img.click(to_txt2img, [png_infotext], [*txt_targets, top.clip_skip, top.vae, tabs],
                          concurrency_limit=None)
+    for tab in [txt] + ([img] if img is not None else []):  # a chosen X/Y/Z cell's settings back to txt2img
+        if getattr(tab, "scripts", None) is not None:
+            tab.scripts.to_txt2img.click(to_txt2img, [tab.output.infotext], [*txt_targets, top.clip_skip, top.vae,
+                                                                               tabs], concurrency_limit=None)
     if img is not None:
         img_targets = list(paste_targets(img).values())
         mode = img.extra["mode"]

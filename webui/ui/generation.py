@@ -51,6 +51,8 @@ def progress_html(job: JobState, position: int | None) -> str:
     percent = int(job.progress * 100)
     steps = f"Step {job.sampling_step}/{job.sampling_steps}" if job.sampling_steps else "Loading model…"
     batch = f" · Batch {min(job.job_no + 1, job.job_count)}/{job.job_count}" if job.job_count > 1 else ""
+    if job.text:  # a script's "Cell 3 / 12": the ETA then covers the whole plot
+        batch = f" · {job.text}"
     return (f"<div class='sdw-progress'><div class='bar'><div style='width:{percent}%'></div></div>"
             f"<span class='sdw-progress-text'>{percent}% · {steps}{batch} · ETA {format_eta(job.eta_seconds)}"
             f"</span></div>")
@@ -107,6 +109,7 @@ def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: Jo
     for warning in result.warnings:
         gr.Warning(warning)
     images = ([result.grid] if result.grid is not None else []) + result.images
-    infotexts = ([result.infotexts[0]] if result.grid is not None and result.infotexts else []) + result.infotexts
+    grid_text = result.grid_infotext or (result.infotexts[0] if result.infotexts else "")
+    infotexts = ([grid_text] if result.grid is not None else []) + result.infotexts
     note = "Interrupted: showing the finished images." if result.interrupted else ""
     yield images, infotexts, (infotexts[0] if infotexts else ""), f"<div class='sdw-progress'>{note}</div>"

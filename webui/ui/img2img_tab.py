@@ -21,6 +21,7 @@ from webui.ui.i18n import t
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import OutputArea, PromptArea, SamplingParams, output_area, prompt_area, sampling_params, \
     seed_from_infotext
+from webui.ui.scripts_panel import scripts_panel
 from webui.ui.txt2img_tab import TopBar, request_values, wire_job_buttons
 
 MODES = ("img2img", "Sketch", "Inpaint", "Inpaint upload", "Batch")
@@ -38,6 +39,7 @@ class Img2ImgTab:
     inpaint: gr.ImageEditor
     network_tabs: list
     extra: dict[str, Any] = field(default_factory=dict)
+    scripts: Any = None  # the Script dropdown's panel (X/Y/Z plot, …)
 
 
 def editor_mask(value: dict | None) -> Image.Image | None:
@@ -132,6 +134,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                                                          type="index", label=t("Inpaint area"))
                             extra["padding"] = gr.Slider(0, 256, value=32, step=4,
                                                          label=t("Only masked padding, pixels"))
+                    scripts = scripts_panel("img2img", "img2img", runtime, style_store)
                 tabs = network_tabs("img2img", runtime, thumbnails)
         with gr.Column(scale=1, min_width=360):
             output = output_area("img2img")
@@ -143,12 +146,13 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                 [inpaint_controls], show_progress="hidden", concurrency_limit=None)
     card_actions("img2img", runtime, thumbnails, tabs, output.gallery, output.selected, top.checkpoint)
     extra["mode"] = mode  # other tabs' "Send to" buttons switch the sub-tab and must set the mode with it
-    tab = Img2ImgTab(prompts, params, output, mode_tabs, init_image, sketch, inpaint, tabs, extra)
+    tab = Img2ImgTab(prompts, params, output, mode_tabs, init_image, sketch, inpaint, tabs, extra, scripts)
 
     inputs = {mode, top.checkpoint, top.vae, top.clip_skip, prompts.prompt, prompts.negative, prompts.styles,
               params.sampler, params.scheduler, params.steps, params.width, params.height, params.batch_count,
               params.batch_size, params.cfg_scale, params.seed, params.subseed, params.subseed_strength,
-              params.seed_resize_w, params.seed_resize_h, init_image, sketch, inpaint, *extra.values()}
+              params.seed_resize_w, params.seed_resize_h, init_image, sketch, inpaint, *extra.values(),
+              *scripts.inputs}
 
     def on_generate(data: dict, request: gr.Request):
         try:
@@ -164,7 +168,8 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
             else:
                 image, mask = init_and_mask(data[mode], data, tab)
                 generation_request = make_request(Img2ImgRequest, {**values, "init_images": [image], "mask": mask})
-                work = lambda running: img2img(generation_request, runtime, running)  # noqa: E731
+                work = scripts.work(data, runtime, style_store, "img2img", generation_request) or (
+                    lambda running: img2img(generation_request, runtime, running))
         except UserInputError as error:
             raise gr.Error(str(error)) from None
         yield from stream_generation(runtime, jobs, request.session_hash or "anonymous", make_job(runtime, previewer),

@@ -18,6 +18,7 @@ from webui.ui.i18n import t
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (OutputArea, PromptArea, SamplingParams, output_area, prompt_area, sampling_params,
                              seed_from_infotext)
+from webui.ui.scripts_panel import scripts_panel
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Txt2ImgTab:
     hires: Hires
     output: OutputArea
     network_tabs: list
+    scripts: Any = None  # the Script dropdown's panel (X/Y/Z plot, …)
 
 
 def request_values(runtime: Runtime, style_store: StyleStore, data: dict, top: TopBar, prompts: PromptArea,
@@ -97,6 +99,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                 with gr.Tab(t("Generation"), elem_id="txt2img_generation_tab"):
                     params = sampling_params("txt2img", runtime.settings.current)
                     hires = hires_accordion(runtime)
+                    scripts = scripts_panel("txt2img", "txt2img", runtime, style_store)
                 tabs = network_tabs("txt2img", runtime, thumbnails)
         with gr.Column(scale=1, min_width=360):
             output = output_area("txt2img")
@@ -106,7 +109,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
               params.sampler, params.scheduler, params.steps, params.width, params.height, params.batch_count,
               params.batch_size, params.cfg_scale, params.seed, params.subseed, params.subseed_strength,
               params.seed_resize_w, params.seed_resize_h, hires.enable, hires.upscaler, hires.second_pass_steps,
-              hires.denoising, hires.scale, hires.resize_x, hires.resize_y}
+              hires.denoising, hires.scale, hires.resize_x, hires.resize_y, *scripts.inputs}
 
     def on_generate(data: dict, request: gr.Request):
         try:
@@ -116,8 +119,9 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
             raise gr.Error(str(error)) from None
         job = make_job(runtime, previewer)
         session = request.session_hash or "anonymous"
-        yield from stream_generation(runtime, jobs, session, job,
-                                     lambda running: txt2img(generation_request, runtime, running))
+        work = scripts.work(data, runtime, style_store, "txt2img", generation_request) or (
+            lambda running: txt2img(generation_request, runtime, running))
+        yield from stream_generation(runtime, jobs, session, job, work)
 
     outputs = [output.gallery, output.infotexts, output.infotext, prompts.progress]
     # concurrency_limit=None: our GenerationQueue serialises the model and reports queue positions itself.
@@ -126,7 +130,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
     wire_job_buttons(prompts, jobs)
     params.recycle.click(seed_from_infotext, [output.infotext], [params.seed], show_progress="hidden",
                          concurrency_limit=None)
-    return Txt2ImgTab(prompts, params, hires, output, tabs)
+    return Txt2ImgTab(prompts, params, hires, output, tabs, scripts)
 
 
 def wire_job_buttons(prompts: PromptArea, jobs: SessionJobs) -> None:
