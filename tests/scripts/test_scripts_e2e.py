@@ -159,3 +159,16 @@ def test_prompts_from_textbox_run_one_job_per_line(runtime):
     assert "Steps: 4," in result.infotexts[0] and "Seed: 5," in result.infotexts[0]
     assert "Steps: 8," in result.infotexts[1] and "Seed: 3," in result.infotexts[1]
     assert analyse(result.images[1]).foreground == "green"
+
+
+def test_z_axis_makes_a_row_of_sub_grids_with_margins(runtime):
+    args = ["CFG Scale", "5, 9", None, "Nothing", "", None, "Steps", "3, 4", None, True, True, True, False, False,
+            False, False, 6]
+    result = run_script("x/y/z plot", args, request(), ScriptContext(runtime, "txt2img"), JobState())
+    subs, cells = result.images[:2], result.images[2:]
+    assert len(cells) == 4 and subs[0].size == subs[1].size == (2 * SIZE + 6, subs[0].height)
+    assert result.grid.width == 2 * subs[0].width + 6 and result.grid.height > subs[0].height
+    assert ["Steps: 3," in text for text in result.infotexts[2:]] == [True, True, False, False]
+    assert ["CFG scale: 9.0," in text for text in result.infotexts[2:]] == [False, True, False, True]
+    x, y = result.grid.width - subs[1].width, result.grid.height - subs[1].height
+    assert pixels(result.grid.crop((x, y, result.grid.width, result.grid.height))).tolist() == pixels(subs[1]).tolist()
