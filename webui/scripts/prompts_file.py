@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Callable
 
 from webui.errors import UserInputError
@@ -39,7 +41,7 @@ def _sampler_index(value: str) -> str:
 
 
 # option → (request field, converter); None as field: accepted and ignored (display or UI-only options).
-OPTIONS: dict[str, tuple[str | None, Callable[[str], Any]]] = {
+OPTIONS: Mapping[str, tuple[str | None, Callable[[str], Any]]] = MappingProxyType({
     "prompt": ("prompt", str), "negative_prompt": ("negative_prompt", str), "styles": ("styles", str),
     "seed": ("seed", int), "subseed": ("subseed", int), "subseed_strength": ("subseed_strength", float),
     "seed_resize_from_h": ("seed_resize_from_h", int), "seed_resize_from_w": ("seed_resize_from_w", int),
@@ -49,7 +51,7 @@ OPTIONS: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "sd_model": ("checkpoint", str), "do_not_save_samples": ("do_not_save_samples", _bool),
     "do_not_save_grid": ("do_not_save_grid", _bool), "restore_faces": ("restore_faces", _bool),
     "tiling": ("tiling", _bool), "prompt_for_display": (None, str),
-}
+})
 
 
 def parse_line(line: str) -> dict[str, Any]:

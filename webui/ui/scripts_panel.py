@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Callable
 
 import gradio as gr
@@ -19,7 +20,7 @@ from webui.ui.i18n import t
 NONE = "None"
 FILL_SYMBOL = "\U0001f4d2"  # 📒, A1111's "fill the values" button
 # Differences from the API defaults, for the page only: cells are listed after the grid so one can be picked.
-UI_DEFAULTS = {("X/Y/Z plot", "include_lone_images"): True}
+UI_DEFAULTS = MappingProxyType({("X/Y/Z plot", "include_lone_images"): True})
 
 
 @dataclass
