@@ -49,3 +49,28 @@ def write_tiny_tagger(folder: Path, size: int = 32) -> Path:
                                              for index, (name, category, _, _) in enumerate(TINY_TAGS)]
     (folder / "selected_tags.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder
+
+
+TINY_WORDS = ("a", "dog", "cat", "sitting", "on", "the", "grass", "red", "blue", "ball", "with", "in")
+
+
+def write_tiny_blip(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised BLIP captioner (1 layer, 32 wide, 32 px) with a WordPiece vocab written here."""
+    import torch
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    folder.mkdir(parents=True, exist_ok=True)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+    vocab = {token: index for index, token in enumerate(special + list(TINY_WORDS))}
+    tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]")
+    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor, tokenizer).save_pretrained(str(folder))
+    text = dict(vocab_size=len(special) + len(TINY_WORDS), hidden_size=32, intermediate_size=64,
+                num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=64,
+                pad_token_id=0, bos_token_id=5, eos_token_id=3, sep_token_id=3, encoder_hidden_size=32)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=32, patch_size=8)
+    torch.manual_seed(seed)
+    model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision, projection_dim=32))
+    model.save_pretrained(str(folder))
+    return folder
