@@ -8,7 +8,7 @@ from PIL import Image
 
 from tests.helpers.tiny_taggers import TINY_WORDS, write_tiny_blip
 from webui.errors import UserInputError
-from webui.training.blip import BlipCache, CaptionSettings, list_blip_models
+from webui.training.blip import CaptionSettings, blip_cache, list_blip_models
 
 
 def test_tiny_blip_captions_offline(tmp_path):
@@ -16,7 +16,7 @@ def test_tiny_blip_captions_offline(tmp_path):
     write_tiny_blip(tmp_path / "tiny-blip")
     (tmp_path / "not-a-model").mkdir()
     assert list_blip_models(tmp_path) == ["tiny-blip"]
-    captioner = BlipCache(tmp_path).get("tiny-blip")
+    captioner = blip_cache(tmp_path).get("tiny-blip")
     settings = CaptionSettings(min_length=3, max_length=8)
     red = captioner.caption(Image.new("RGB", (50, 40), "red"), settings)
     words = red.split()
@@ -27,9 +27,9 @@ def test_tiny_blip_captions_offline(tmp_path):
 
 def test_missing_blip_model_says_where_to_put_one(tmp_path):
     with pytest.raises(UserInputError, match="BLIP"):
-        BlipCache(tmp_path).get("blip-large")
+        blip_cache(tmp_path).get("blip-large")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text('{"model_type": "blip"}')
     with pytest.raises(UserInputError, match="could not be loaded"):
-        BlipCache(tmp_path).get("broken")
+        blip_cache(tmp_path).get("broken")

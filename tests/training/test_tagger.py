@@ -7,7 +7,7 @@ from PIL import Image
 
 from tests.helpers.tiny_taggers import write_tiny_tagger
 from webui.errors import UserInputError
-from webui.training.tagger import TaggerCache, TagSettings, list_taggers, tagger_hint
+from webui.training.tagger import TagSettings, list_taggers, tagger_cache, tagger_hint
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def tagger_dir(tmp_path_factory):
 
 
 def test_colour_tags_thresholds_and_ratings(tagger_dir):
-    tagger = TaggerCache(tagger_dir).get("tiny-wd14")
+    tagger = tagger_cache(tagger_dir).get("tiny-wd14")
     assert tagger.size == 32  # read from the model input, not assumed
     result = tagger.tag(Image.new("RGB", (50, 30), (255, 0, 0)), TagSettings())
     general = dict(result.general)
@@ -33,7 +33,7 @@ def test_colour_tags_thresholds_and_ratings(tagger_dir):
 
 
 def test_input_is_bgr_on_white_padding(tagger_dir):
-    tagger = TaggerCache(tagger_dir).get("tiny-wd14")
+    tagger = tagger_cache(tagger_dir).get("tiny-wd14")
     rgba = Image.new("RGBA", (64, 16), (255, 0, 0, 255))
     array = tagger.input_array(rgba)
     assert array.shape == (1, 32, 32, 3) and array.dtype == np.float32
@@ -42,7 +42,7 @@ def test_input_is_bgr_on_white_padding(tagger_dir):
 
 
 def test_trigger_first_exclusions_and_underscores(tagger_dir):
-    tagger = TaggerCache(tagger_dir).get("tiny-wd14")
+    tagger = tagger_cache(tagger_dir).get("tiny-wd14")
     settings = TagSettings(general_threshold=0.4, trigger="sks",
                            excluded=TagSettings.parse_excluded("simple_background, RED"))
     caption = tagger.tag(Image.new("RGB", (32, 32), (255, 0, 0)), settings).caption(settings)
@@ -58,7 +58,7 @@ def test_trigger_first_exclusions_and_underscores(tagger_dir):
 def test_missing_tagger_says_where_to_put_one(tmp_path, tagger_dir):
     assert list_taggers(tagger_dir) == ["tiny-wd14"]
     with pytest.raises(UserInputError, match="model.onnx"):
-        TaggerCache(tmp_path).get("wd14")
+        tagger_cache(tmp_path).get("wd14")
     assert str(tmp_path) in tagger_hint(tmp_path)
     with pytest.raises(UserInputError):
-        TaggerCache(tagger_dir).get("../tagger/tiny-wd14")
+        tagger_cache(tagger_dir).get("../tagger/tiny-wd14")

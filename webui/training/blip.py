@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image
 
 from webui.errors import UserInputError
-from webui.paths import resolve_inside
+from webui.training.model_cache import LastLoaded
 from webui.training.preprocess import on_white
 
 
@@ -57,11 +57,12 @@ class BlipCaptioner:
         self.device = torch.device(device)
         try:
             # local_files_only: a missing file is an error here, never a download.
-            self.processor: Any = BlipProcessor.from_pretrained(str(folder), local_files_only=True)
-            self.model: Any = BlipForConditionalGeneration.from_pretrained(str(folder), local_files_only=True)
+            processor: Any = BlipProcessor.from_pretrained(str(folder), local_files_only=True)
+            model: Any = BlipForConditionalGeneration.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError) as error:
             raise UserInputError(f"BLIP model {folder.name} could not be loaded from {folder}: {error}") from None
-        self.model.to(self.device).eval()
+        self.processor = processor
+        self.model = model.to(self.device).eval()
 
     def caption(self, image: Image.Image, settings: CaptionSettings = CaptionSettings()) -> str:
         import torch
@@ -74,24 +75,6 @@ class BlipCaptioner:
         return str(self.processor.decode(output[0], skip_special_tokens=True)).strip()
 
 
-class BlipCache:
-    """Keeps the last BLIP model loaded."""
-
-    def __init__(self, folder: Path, device: str = "cpu") -> None:
-        self.folder = folder
-        self.device = device
-        self._loaded: BlipCaptioner | None = None
-
-    def names(self) -> list[str]:
-        return list_blip_models(self.folder)
-
-    def get(self, name: str) -> BlipCaptioner:
-        if self._loaded is not None and self._loaded.name == name:
-            return self._loaded
-        if not name or name not in self.names():
-            available = ", ".join(self.names())
-            raise UserInputError(f"BLIP model {name!r} not found. " +
-                                 (f"Available: {available}" if available else blip_hint(self.folder)))
-        self._loaded = None
-        self._loaded = BlipCaptioner(resolve_inside(self.folder, name), self.device)
-        return self._loaded
+def blip_cache(folder: Path, device: str = "cpu") -> LastLoaded[BlipCaptioner]:
+    """The BLIP models in `folder`, loaded by name onto `device`, the last one kept."""
+    return LastLoaded("BLIP model", folder, list_blip_models, lambda path: BlipCaptioner(path, device), blip_hint)

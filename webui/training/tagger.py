@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from webui.errors import UserInputError
-from webui.paths import resolve_inside
+from webui.training.model_cache import LastLoaded
 from webui.training.preprocess import on_white
 
 MODEL_FILE = "model.onnx"
@@ -167,23 +167,6 @@ class OnnxTagger:
         return result
 
 
-class TaggerCache:
-    """Keeps the last tagger loaded, so tagging a folder or repeated interrogations load it once."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._loaded: OnnxTagger | None = None
-
-    def names(self) -> list[str]:
-        return list_taggers(self.folder)
-
-    def get(self, name: str) -> OnnxTagger:
-        if self._loaded is not None and self._loaded.name == name:
-            return self._loaded
-        if not name or name not in self.names():
-            available = ", ".join(self.names())
-            raise UserInputError(f"Tagger {name!r} not found. " +
-                                 (f"Available: {available}" if available else tagger_hint(self.folder)))
-        self._loaded = None  # free the previous one before loading the next
-        self._loaded = OnnxTagger(resolve_inside(self.folder, name))
-        return self._loaded
+def tagger_cache(folder: Path) -> LastLoaded[OnnxTagger]:
+    """The taggers in `folder`, loaded by name, the last one kept."""
+    return LastLoaded("Tagger", folder, list_taggers, OnnxTagger, tagger_hint)
