@@ -156,7 +156,7 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
                 match = gr.Radio([m.value for m in Match], value=Match.ALL.value, label=t("Match"), scale=1)
                 text = gr.Textbox(label=t("Text or file name"), scale=2)
                 keep_tokens = gr.Number(1, precision=0, minimum=0, label="keep_tokens", scale=1)
-            info = gr.Markdown()
+            info = gr.Markdown(elem_id="train_tagging_info")
             gallery = gr.Gallery(label=t("Images"), columns=6, height=360, elem_id="train_tagging_gallery")
             shown = gr.State([])
             selected = gr.State("")
