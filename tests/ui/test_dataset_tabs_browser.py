@@ -35,13 +35,13 @@ def preview(tmp_path_factory):
 
 @pytest.fixture()
 def page(browser, preview):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-    opened = context.new_page()
+    """A fresh page on the preview app (the shared `page` fixture opens the full WebUI instead)."""
+    opened = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
     opened.set_default_timeout(30_000)
     opened.goto(preview[1])
     opened.wait_for_selector("#train_dataset_create")
     yield opened
-    context.close()
+    opened.close()
 
 
 def test_create_tag_and_batch_edit_in_the_browser(page, preview):
