@@ -95,3 +95,14 @@ def test_bad_folder_names_are_refused():
         subset_folder_name(10, "", " ")
     with pytest.raises(UserInputError):
         subset_folder_name(10, "../x", "")
+
+
+def test_a_found_face_outweighs_entropy_and_edges(monkeypatch):
+    from webui.training import focal
+
+    source = _busy_patch_image(256, 64, 200)  # busy on the right
+    assert focal.face_points(Image.new("RGB", (256, 64), "grey")) == []  # the bundled cascades load and run
+    monkeypatch.setattr(focal, "face_points", lambda image: [focal.Point(20, 30, focal.FACE_WEIGHT)])
+    left, _ = focal.focal_point(focal.cover_scale(source, 64, 64), 64, 64)
+    assert left < 128  # pulled towards the face on the left, against the patch's entropy and corners
+    assert _noise_share(focal_crop(source, 64, 64, faces=False)) > 0.45  # faces off: the patch wins again
