@@ -106,3 +106,12 @@ def test_a_found_face_outweighs_entropy_and_edges(monkeypatch):
     left, _ = focal.focal_point(focal.cover_scale(source, 64, 64), 64, 64)
     assert left < 128  # pulled towards the face on the left, against the patch's entropy and corners
     assert _noise_share(focal_crop(source, 64, 64, faces=False)) > 0.45  # faces off: the patch wins again
+
+
+def test_keep_aspect_mode_only_scales_down(tmp_path):
+    Image.new("RGB", (200, 100), "red").save(tmp_path / "wide.png")
+    Image.new("RGB", (40, 60), "red").save(tmp_path / "small.png")
+    options = PreprocessOptions(width=64, height=64, crop=CropMode.NONE, min_side=16)
+    report = preprocess_images([tmp_path / "wide.png", tmp_path / "small.png"], tmp_path / "out", "1_x", options)
+    # 200x100 shrunk to the 64x64 area (sqrt(4096 / 20000) = 0.4525), aspect kept; 40x60 is not enlarged.
+    assert [Image.open(p).size for p in report.written] == [(91, 45), (40, 60)]

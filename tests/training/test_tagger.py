@@ -62,3 +62,11 @@ def test_missing_tagger_says_where_to_put_one(tmp_path, tagger_dir):
     assert str(tmp_path) in tagger_hint(tmp_path)
     with pytest.raises(UserInputError):
         tagger_cache(tagger_dir).get("../tagger/tiny-wd14")
+
+
+def test_brackets_escaped_for_prompts_only():
+    from webui.training.tagger import TagResult
+
+    result = TagResult(general=[("star_(symbol)", 0.9), ("solo", 0.8)])
+    assert result.caption(TagSettings()) == "star (symbol), solo"
+    assert result.caption(TagSettings(escape_brackets=True)) == "star \\(symbol\\), solo"
