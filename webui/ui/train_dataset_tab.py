@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from webui.errors import UserInputError
+from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
 from webui.training.captioning import make_captioner
 from webui.training.interrogate import Interrogator
@@ -159,9 +160,11 @@ def _build_dataset_tab(runtime: Runtime, interrogator: Interrogator) -> None:
                   flipped, split_big, smallest, model, general_threshold, character_threshold, excluded_tags,
                   batch_size, epoch_count, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
         try:
-            report = create_dataset(interrogator, files, folder, train_dir, repeat_count, trigger_word, tokens, w, h,
-                                    crop_mode, use_faces, flipped, split_big, smallest, model, general_threshold,
-                                    character_threshold, excluded_tags, progress=progress)
+            # In the one queue: a tagger or BLIP model on the GPU must not fight a generation for memory.
+            report = runtime.queue.run(JobState(), lambda: create_dataset(
+                interrogator, files, folder, train_dir, repeat_count, trigger_word, tokens, w, h, crop_mode, use_faces,
+                flipped, split_big, smallest, model, general_threshold, character_threshold, excluded_tags,
+                progress=progress))
             table, items = dataset_overview(train_dir, batch_size, epoch_count)
         except UserInputError as error:
             raise gr.Error(str(error)) from None

@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from webui.errors import UserInputError
+from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
 from webui.training.captioning import ExistingCaption, caption_folder, image_folders, make_captioner
 from webui.training.interrogate import Interrogator
@@ -188,8 +189,9 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
     def on_run(folder_value, model_value, general_value, character_value, excluded_value, trigger_value,
                existing_value, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
         try:
-            return run_tagging(interrogator, folder_value, model_value, general_value, character_value,
-                               excluded_value, trigger_value, existing_value, progress)
+            return runtime.queue.run(JobState(), lambda: run_tagging(
+                interrogator, folder_value, model_value, general_value, character_value, excluded_value,
+                trigger_value, existing_value, progress))
         except UserInputError as error:
             raise gr.Error(str(error)) from None
 
