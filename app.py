@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     paths.add_argument("--embeddings-dir", type=Path, default=REPO / "embeddings",
                        help="folder of textual-inversion embeddings")
     paths.add_argument("--outdir", type=Path, default=None, help="output folder (default: <data-dir>/outputs)")
+    paths.add_argument("--tagger-dir", type=Path, default=REPO / "models" / "tagger",
+                       help="folder of WD14-style ONNX taggers (<name>/model.onnx + selected_tags.csv)")
+    paths.add_argument("--blip-dir", type=Path, default=REPO / "models" / "BLIP",
+                       help="folder of BLIP captioning models (transformers folders)")
     device = parser.add_argument_group("device and precision")
     device.add_argument("--device", default=None, help="torch device (default: cuda, then mps, then cpu)")
     device.add_argument("--no-half", action="store_true", help="run the model in fp32 on the GPU")
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     folders = Folders(checkpoints=args.ckpt_dir, vae=args.vae_dir, lora=(args.lora_dir, args.lyco_dir),
                       embeddings=args.embeddings_dir, outputs=args.outdir or args.data_dir / "outputs",
                       data=args.data_dir, upscalers=(args.esrgan_models_path, args.realesrgan_models_path,
-                                                     args.swinir_models_path, args.dat_models_path))
+                                                     args.swinir_models_path, args.dat_models_path),
+                      taggers=args.tagger_dir, blip=args.blip_dir)
     device = device_config(device=args.device, no_half=args.no_half, no_half_vae=args.no_half_vae,
                            medvram=args.medvram, lowvram=args.lowvram)
     runtime = build_runtime(folders, device, hashing=not args.no_hashing)

@@ -22,6 +22,8 @@ class Folders:
     data: Path = REPO_ROOT
     upscalers: tuple[Path, ...] = field(default=tuple(REPO_ROOT / "models" / kind
                                                       for kind in ("ESRGAN", "RealESRGAN", "SwinIR", "DAT")))
+    taggers: Path = REPO_ROOT / "models" / "tagger"  # WD14-style ONNX taggers, one folder each
+    blip: Path = REPO_ROOT / "models" / "BLIP"  # transformers captioning models, one folder each
 
 
 def resolve_inside(root: Path, name: str | Path) -> Path:

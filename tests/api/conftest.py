@@ -20,7 +20,8 @@ def server(tmp_path_factory, lora_source):
     root = tmp_path_factory.mktemp("api-server")
     (root / "lora").mkdir()
     shutil.copy(lora_source, root / "lora" / "tinylora.safetensors")
-    running = start_server(root, "--api", "--nowebui")
+    running = start_server(root, "--api", "--nowebui", "--tagger-dir", str(root / "tagger"),
+                           "--blip-dir", str(root / "blip"))
     yield running
     running.stop()
 

@@ -18,6 +18,7 @@ from webui.processing.txt2img import GenerationResult
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
 from webui.ui.i18n import t
+from webui.ui.interrogate_button import add_interrogate_button
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import OutputArea, PromptArea, SamplingParams, output_area, prompt_area, sampling_params, \
     seed_from_infotext
@@ -98,6 +99,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                         with gr.Tab(t("img2img"), id="img2img", elem_id="img2img_img2img_tab") as tab_img:
                             init_image = gr.Image(label=t("Image"), type="pil", elem_id="img2img_image", height=360,
                                                   sources=["upload", "clipboard"])
+                            add_interrogate_button(runtime, init_image, prompts.prompt)
                         with gr.Tab(t("Sketch"), id="sketch", elem_id="img2img_sketch_tab") as tab_sketch:
                             sketch = gr.ImageEditor(label=t("Image"), type="pil", elem_id="img2img_sketch", height=360,
                                                     brush=gr.Brush(color_mode="defaults"))

@@ -1,0 +1,1 @@
+"""LoRA training: dataset preparation, tagging, caption editing and the trainer."""
