@@ -12,8 +12,16 @@ from safetensors.torch import load_file, save_file
 from tests.helpers.tiny_models import build_tiny_checkpoint
 from webui.models.device import device_config
 from webui.models.loader import load_components
-from webui.models.merge import (ConfigSource, IncompatibleModelsError, MergeMethod, MergeRequest, ModelRef, Precision,
-                                main, merge_checkpoints)
+from webui.models.merge import (
+    ConfigSource,
+    IncompatibleModelsError,
+    MergeMethod,
+    MergeRequest,
+    ModelRef,
+    Precision,
+    main,
+    merge_checkpoints,
+)
 
 VAE_PREFIX = "first_stage_model."
 
