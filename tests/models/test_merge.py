@@ -126,3 +126,18 @@ def test_cli_merges_with_fp32_output(models, tmp_path: Path) -> None:
     key = "cond_stage_model.transformer.text_model.encoder.layers.0.mlp.fc1.weight"
     assert torch.equal(merged[key], a[key] * 0.75 + b[key] * 0.25)
     assert main(["--a", str(models["a"]), "--b", str(models["b"]), "--out", str(out), "--quiet"]) == 2  # exists
+
+
+def test_inpainting_a_merges_only_the_shared_input_channels(models, tmp_path: Path) -> None:
+    inpaint = build_tiny_checkpoint("sd1-inpaint", tmp_path / "inpaint.safetensors", seed=9)
+    out = tmp_path / "inpaint-mix.safetensors"
+    merge_checkpoints(MergeRequest(primary=ModelRef(inpaint), secondary=ModelRef(models["b"]),
+                                   tertiary=ModelRef(models["c"]), method=MergeMethod.ADD_DIFFERENCE, multiplier=1.0,
+                                   out=out))
+    a, b, c, merged = (load_file(str(p)) for p in (inpaint, models["b"], models["c"], out))
+    key = "model.diffusion_model.input_blocks.0.0.weight"
+    assert a[key].shape[1] == 9 and b[key].shape[1] == 4
+    assert torch.equal(merged[key][:, :4], a[key][:, :4] + (b[key] - c[key]))
+    assert torch.equal(merged[key][:, 4:], a[key][:, 4:])  # mask and masked-image channels stay A's
+    with pytest.raises(IncompatibleModelsError, match="make the inpainting model A"):
+        merge_checkpoints(_request(models, tmp_path / "no.safetensors", secondary=ModelRef(inpaint)))
