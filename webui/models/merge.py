@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import Enum
@@ -15,17 +15,17 @@ import torch
 from tqdm import tqdm
 
 from webui.errors import UserInputError
-from webui.files import atomic_target, atomic_write_bytes
-from webui.models.architectures import Architecture, architecture_from_sidecar
+from webui.files import atomic_target
+from webui.models.architectures import Architecture
 from webui.models.checkpoint_io import load_tensors
-from webui.models.hashing import legacy_model_hash, sha256_of_file
+from webui.models.hashing import sha256_of_file
 from webui.models.ldm_convert import UNET_PREFIX, is_ignored_key, normalise_legacy_key, vae_file_to_ldm
 from webui.models.loader import resolve_architecture
+from webui.models.merge_recipe import ModelRef, copy_sidecar, merge_metadata
 from webui.models.tensor_stream import DTYPE_NAMES, FLOAT_NAMES, SafetensorsStreamWriter, TensorSource
 
 # The UNet's first conv: an inpainting A (9 input channels) merges only its first 4 with a normal B/C.
 CONV_IN = UNET_PREFIX + "input_blocks.0.0.weight"
-SIDECAR_SUFFIXES = (".json", ".yaml", ".yml")
 OnTensor = Callable[[int, int, str], None]
 
 
@@ -56,19 +56,6 @@ class ConfigSource(str, Enum):
 
 class IncompatibleModelsError(UserInputError):
     """The models cannot be merged: different families, or tensors of different shapes."""
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """One input checkpoint: its file, the name A1111 records (relative path in the model folder) and its sha256."""
-
-    path: Path
-    name: str = ""
-    sha256: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.name or self.path.name
 
 
 @dataclass(frozen=True)
@@ -154,7 +141,7 @@ def _check_paths(request: MergeRequest, sources: list[tuple[str, ModelRef]]) -> 
         raise UserInputError(f"VAE: no such file {request.vae}")
     if out.exists() and not request.overwrite:
         raise UserInputError(f"{out.name} already exists; choose another name (or overwrite it)")
-    if not torch.isfinite(torch.tensor(float(request.multiplier))):
+    if not math.isfinite(request.multiplier):
         raise UserInputError("the multiplier must be a finite number")
 
 
@@ -247,28 +234,9 @@ def _merged_tensor(step: _Step, request: MergeRequest, opened: list[TensorSource
     return merged
 
 
-def _recorded_metadata(source: TensorSource) -> dict[str, object]:
-    """A source file's metadata with JSON values decoded, as A1111 reads it."""
-    decoded: dict[str, object] = {}
-    for key, value in source.metadata.items():
-        try:
-            decoded[key] = json.loads(value) if value.startswith(("{", "[")) else value
-        except ValueError:
-            decoded[key] = value
-    return decoded
-
-
-def _metadata(request: MergeRequest, sources: list[tuple[str, ModelRef]], opened: list[TensorSource],
-              inpainting: bool) -> dict[str, str]:
-    metadata: dict[str, str] = {}
-    if request.save_metadata and request.copy_metadata:
-        for source in opened:
-            metadata.update(source.metadata)
-    metadata["format"] = "pt"
-    if not request.save_metadata:
-        return metadata
-    hashes = {label: ref.sha256 or sha256_of_file(ref.path) for label, ref in sources}
-    recipe = {
+def _recipe(request: MergeRequest, hashes: Mapping[str, str | None], inpainting: bool) -> dict[str, object]:
+    """A1111's `sd_merge_recipe` fields for this merge."""
+    return {
         "type": "webui", "primary_model_hash": hashes.get("A"), "secondary_model_hash": hashes.get("B"),
         "tertiary_model_hash": hashes.get("C"), "interp_method": request.method.value,
         "multiplier": request.multiplier, "save_as_half": request.precision is Precision.FP16,
@@ -276,39 +244,9 @@ def _metadata(request: MergeRequest, sources: list[tuple[str, ModelRef]], opened
         "bake_in_vae": request.vae.name if request.vae else "None", "discard_weights": request.discard,
         "is_inpainting": inpainting, "is_instruct_pix2pix": False,
     }
-    models: dict[str, object] = {}
-    for (label, ref), source in zip(sources, opened, strict=True):
-        recorded = _recorded_metadata(source)
-        models[hashes[label] or ""] = {"name": ref.label, "legacy_hash": legacy_model_hash(ref.path),
-                                       "sd_merge_recipe": recorded.get("sd_merge_recipe")}
-        earlier = recorded.get("sd_merge_models")
-        if isinstance(earlier, dict):
-            models.update(earlier)
-    metadata["sd_merge_recipe"] = json.dumps(recipe)
-    metadata["sd_merge_models"] = json.dumps(models)
-    return metadata
 
 
-def architecture_sidecar(path: Path) -> Path | None:
-    """The `.json` (ours; not A1111 user metadata) or `.yaml` that names a checkpoint's architecture."""
-    for suffix in SIDECAR_SUFFIXES:
-        candidate = path.with_suffix(suffix)
-        if candidate.is_file() and (suffix != ".json" or architecture_from_sidecar(candidate) is not None):
-            return candidate
-    return None
-
-
-def _copy_sidecar(request: MergeRequest, sources: list[tuple[str, ModelRef]]) -> Path | None:
-    order = {ConfigSource.FIRST: "ABC", ConfigSource.B: "B", ConfigSource.C: "C", ConfigSource.NONE: ""}
-    by_label = dict(sources)
-    for label in order[request.config_from]:
-        ref = by_label.get(label)
-        sidecar = architecture_sidecar(ref.path) if ref else None
-        if sidecar is not None:
-            target = request.out.with_suffix(sidecar.suffix)
-            atomic_write_bytes(target, sidecar.read_bytes())
-            return target
-    return None
+_CONFIG_ORDER = {ConfigSource.FIRST: "ABC", ConfigSource.B: "B", ConfigSource.C: "C", ConfigSource.NONE: ""}
 
 
 def merge_checkpoints(request: MergeRequest, on_tensor: OnTensor | None = None) -> MergeReport:
@@ -334,7 +272,11 @@ def merge_checkpoints(request: MergeRequest, on_tensor: OnTensor | None = None) 
     with ExitStack() as stack:
         opened = [stack.enter_context(TensorSource(ref.path)) for _, ref in sources]
         steps = _plan(request, opened, vae, discard, report)
-        metadata = _metadata(request, sources, opened, primary_arch.inpainting)
+        metadata: dict[str, str] = {"format": "pt"}
+        if request.save_metadata:
+            hashes = {label: ref.sha256 or sha256_of_file(ref.path) for label, ref in sources}
+            metadata = merge_metadata(_recipe(request, hashes, primary_arch.inpainting), sources, hashes,
+                                      [source.metadata for source in opened], request.copy_metadata)
         layout = {step.key: (step.dtype, step.shape) for step in steps}
         with atomic_target(request.out) as partial, open(partial, "wb") as handle:
             writer = SafetensorsStreamWriter(handle, layout, metadata)
@@ -354,7 +296,9 @@ def merge_checkpoints(request: MergeRequest, on_tensor: OnTensor | None = None) 
             writer.finish()
     report.tensors_written = len(steps)
     report.metadata = metadata
-    report.sidecar = _copy_sidecar(request, sources)
+    by_label = dict(sources)
+    wanted = [by_label[label] for label in _CONFIG_ORDER[request.config_from] if label in by_label]
+    report.sidecar = copy_sidecar(request.out, wanted)
     return report
 
 
