@@ -30,12 +30,11 @@ class TensorSource(AbstractContextManager["TensorSource"]):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._handle: Any = None
+        self._streamed = self.path.suffix.lower() in SAFETENSORS_SUFFIXES
         self._tensors: dict[str, torch.Tensor] = {}
-        if self.path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        if self._streamed:
             header = read_safetensors_header(self.path)
             self.shapes, self.dtypes, self.metadata = header.shapes, header.dtypes, header.metadata
-            self._handle = safe_open(str(self.path), framework="pt", device="cpu")
         else:
             self._tensors = load_tensors(self.path)
             self.shapes = {k: tuple(v.shape) for k, v in self._tensors.items()}
@@ -43,14 +42,15 @@ class TensorSource(AbstractContextManager["TensorSource"]):
             self.metadata = {}
 
     def get(self, key: str) -> torch.Tensor:
-        if self._handle is not None:
-            return self._handle.get_tensor(key)
-        return self._tensors[key]
+        if not self._streamed:
+            return self._tensors[key]
+        # Opened per tensor: safetensors maps the file, and every page a computation touches stays resident (and
+        # counted in this process's RSS) for as long as the mapping is open. Closing it after each tensor keeps
+        # the footprint at one tensor instead of growing to the whole file.
+        with safe_open(str(self.path), framework="pt", device="cpu") as handle:
+            return handle.get_tensor(key)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.__exit__(None, None, None)
-            self._handle = None
         self._tensors = {}
 
     def __exit__(self, *exc_info: object) -> None:
