@@ -131,6 +131,10 @@ def test_cli_forwarder_and_user_errors(baked, tmp_path: Path, capsys) -> None:
     # Without --conv_dim only linear and 1x1 layers are extracted, at the asked rank.
     downs = {k: v for k, v in load_file(str(out)).items() if k.endswith("lora_down.weight")}
     assert downs and all(v.shape[0] == 4 and (v.dim() == 2 or v.shape[2:] == (1, 1)) for v in downs.values())
+    probe = ("import sys, webui.networks.extract, webui.networks.lora_extract; "
+             "print(any(m.startswith('webui.models') for m in sys.modules))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert imported.stdout.strip() == "False", imported.stderr  # the networks layer never imports models
     assert main(["--base", str(base), "--tuned", str(tuned), "--out", str(out), "--quiet"]) == 2  # exists
     assert "already exists" in capsys.readouterr().err
     with pytest.raises(UserInputError, match="does not differ"):
