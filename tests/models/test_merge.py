@@ -76,10 +76,15 @@ def test_add_difference_and_its_recorded_recipe(models, tmp_path: Path) -> None:
     assert sources[recipe["secondary_model_hash"]]["name"] == "b.safetensors"
 
 
-def test_no_interpolation_converts_to_fp16_and_bakes_a_vae(models, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["ldm", "diffusers"])
+def test_no_interpolation_converts_to_fp16_and_bakes_a_vae(models, tmp_path: Path, layout: str) -> None:
     vae_file = tmp_path / "other.vae.safetensors"
     b = load_file(str(models["b"]))
-    save_file({k[len(VAE_PREFIX):]: v for k, v in b.items() if k.startswith(VAE_PREFIX)}, str(vae_file))
+    if layout == "ldm":
+        save_file({k[len(VAE_PREFIX):]: v for k, v in b.items() if k.startswith(VAE_PREFIX)}, str(vae_file))
+    else:
+        vae = load_components(models["b"], device_config(device="cpu")).vae
+        save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(vae_file))
     out = tmp_path / "half.safetensors"
     report = merge_checkpoints(MergeRequest(primary=ModelRef(models["a"]), out=out, precision=Precision.FP16,
                                             method=MergeMethod.NO_INTERPOLATION, vae=vae_file,
