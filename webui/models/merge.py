@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -256,7 +256,7 @@ def merge_checkpoints(request: MergeRequest, on_tensor: OnTensor | None = None) 
     once and written, so memory stays near the largest tensor, not the models. The file appears only when
     complete (temp file + rename); inputs are never written.
     """
-    request = MergeRequest(**{**request.__dict__, "out": Path(request.out)})
+    request = replace(request, out=Path(request.out))
     sources = _sources(request)
     _check_paths(request, sources)
     discard = _discard_pattern(request.discard)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -58,7 +59,7 @@ def run_merge(runtime: Runtime, primary: str, secondary: str | None, tertiary: s
         config_from=ConfigSource(config_from), discard=discard or "", save_metadata=bool(save_metadata))
     name = _file_name(custom_name) or default_name(request)
     out = resolve_inside(runtime.folders.checkpoints, name + SUFFIX)
-    report = merge_checkpoints(MergeRequest(**{**request.__dict__, "out": out}), on_tensor=on_tensor)
+    report = merge_checkpoints(replace(request, out=out), on_tensor=on_tensor)
     runtime.registry.refresh()
     return f"Checkpoint saved to {report.out}"
 
