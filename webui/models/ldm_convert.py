@@ -151,3 +151,21 @@ def vae_ldm_to_diffusers(
     converted, unmapped = vae_keymap(arch.vae).to_diffusers(stripped)
     unexpected.extend(unmapped)
     return converted, unexpected
+
+
+def vae_file_to_ldm(
+    state_dict: Mapping[str, torch.Tensor], arch: Architecture
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A standalone VAE file (LDM or diffusers layout) as the `first_stage_model.*` tensors of a checkpoint.
+
+    Returns (state dict with LDM keys, keys that have no place in the VAE); loss and EMA leftovers are dropped.
+    """
+    if any(".down_blocks." in key for key in state_dict):
+        converted, unmapped = vae_keymap(arch.vae).to_ldm(state_dict)
+        return {VAE_PREFIX + key: tensor for key, tensor in converted.items()}, unmapped
+    kept: dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        rest = key[len(VAE_PREFIX):] if key.startswith(VAE_PREFIX) else key
+        if not (rest.startswith(("loss.", "model_ema.")) or is_ignored_key(rest)):
+            kept[VAE_PREFIX + rest] = tensor
+    return kept, []

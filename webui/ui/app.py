@@ -15,6 +15,7 @@ from webui.ui.client import CLIENT_JS, CSS, DARK_THEME_JS
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs
 from webui.ui.i18n import locale_head_script, make_i18n, t
+from webui.ui.merger_tab import build_merger
 from webui.ui.networks_panel import load_events
 from webui.ui.panels import selected_image
 from webui.ui.pnginfo_tab import build_pnginfo, form_values_from_infotext
@@ -94,6 +95,8 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
                     extras_image = build_extras(runtime)
             with gr.Tab(t("PNG Info"), id="pnginfo", elem_id="tab_pnginfo"):
                 png_image, png_infotext, png_to_txt2img, png_to_img2img = build_pnginfo()
+            with gr.Tab(t("Checkpoint Merger"), id="modelmerger", elem_id="tab_modelmerger"):
+                build_merger(runtime, top.checkpoint)
             with gr.Tab(t("Settings"), id="settings", elem_id="tab_settings"):
                 build_settings(runtime.settings)
 
