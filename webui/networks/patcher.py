@@ -61,14 +61,20 @@ class LoraPatcher:
     Each layer carries the signature of what is merged into it, so a new stack rewrites only the layers whose
     contributions changed. Any exception (or interrupt) while writing restores every layer before re-raising,
     so the models are never left half-patched.
+
+    `keep_backups` keeps the pristine copies after a restore (A1111's behaviour): the next apply then skips the
+    backup copy, at the cost of holding `backup_bytes()` of extra memory while no LoRA is active.
     """
 
     def __init__(self, models: Mapping[str, torch.nn.Module], family: str | None = None,
-                 backup_device: torch.device | str | None = None) -> None:
+                 backup_device: torch.device | str | None = None, keep_backups: bool = False) -> None:
         self.models = dict(models)
         self.family = family or guess_model_family(self.models)
+        self.keep_backups = keep_backups
         self._backup_device = None if backup_device is None else torch.device(backup_device)
         self._backups: dict[LayerKey, _Backup] = {}
+        # Layers whose live weight may differ from its pristine copy (set before the first write to a layer).
+        self._dirty: set[LayerKey] = set()
         self._signatures: dict[LayerKey, tuple] = {}
         self._modules: dict[LayerKey, torch.nn.Module] = {}
         self._lock = threading.Lock()
@@ -119,7 +125,8 @@ class LoraPatcher:
             return report
 
     def restore(self) -> int:
-        """Write every pristine weight back (bit-identical) and free the copies; returns the layers restored."""
+        """Write every pristine weight back (bit-identical) and free the copies unless `keep_backups`;
+        returns the layers restored."""
         with self._lock:
             return self._restore_all()
 
@@ -138,7 +145,8 @@ class LoraPatcher:
         self.restore()
 
     def backup_bytes(self) -> int:
-        """Bytes held in pristine copies (equals the bytes of the touched weights and biases)."""
+        """Bytes held in pristine copies (equals the bytes of the touched weights and biases; with
+        `keep_backups`, of every weight touched since the patcher was made)."""
         return sum(b.weight.numel() * b.weight.element_size()
                    + (0 if b.bias is None else b.bias.numel() * b.bias.element_size())
                    for b in self._backups.values())
@@ -235,8 +243,9 @@ class LoraPatcher:
     def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> None:
         module = self._modules[key]
         param = module.weight
-        pristine = key not in self._signatures  # the live weight still equals its pristine copy
+        pristine = key not in self._dirty  # the live weight still equals its pristine copy
         backup = self._backup(key, want_bias=any(p.bias_delta_tensor() is not None for _, p, _ in entries))
+        self._dirty.add(key)
         target, device = param.data, param.device
         if (target.dtype == torch.float32 and target.is_contiguous()
                 and all(isinstance(p, LoraPatch) and p.is_low_rank() for _, p, _ in entries)):
@@ -274,27 +283,32 @@ class LoraPatcher:
 
     def _restore_layer(self, key: LayerKey) -> None:
         backup = self._backups.get(key)
-        if backup is not None:
+        if backup is not None and key in self._dirty:
             module = self._modules[key]
             self._write(module.weight.data, backup.weight)
             if backup.bias is not None:
                 self._write(module.bias.data, backup.bias)
-        # Forget the copy only once the pristine weight is back in place.
-        self._backups.pop(key, None)
+        # Forget the state only once the pristine weight is back in place.
         self._signatures.pop(key, None)
+        self._dirty.discard(key)
+        if not self.keep_backups:
+            self._backups.pop(key, None)
 
     def _restore_all(self) -> int:
-        keys = list(self._backups)
-        # Restoring is copy-only, so an interrupt here is retried by the next restore; pop only after writing.
+        # Without keep_backups every copy belongs to a written layer; with it, clean layers need no copy back.
+        keys = [key for key in self._backups if key in self._dirty or not self.keep_backups]
+        # Restoring is copy-only, so an interrupt here is retried by the next restore; forget only after writing.
         for key in keys:
             backup = self._backups[key]
             module = self._modules[key]
             module.weight.data.copy_(backup.weight)
             if backup.bias is not None:
                 module.bias.data.copy_(backup.bias)
-            # Signature first: an interrupt between these two lines must not leave a stale "merged" signature.
+            # Signature first: an interrupt between these lines must not leave a stale "merged" signature.
             self._signatures.pop(key, None)
-            del self._backups[key]
+            self._dirty.discard(key)
+            if not self.keep_backups:
+                del self._backups[key]
         self._signatures.clear()
         self.active = ()
         return len(keys)
