@@ -30,6 +30,7 @@ class LoadedModel:
     components: LoadedComponents
     vae: VaeInfo | None
     short_hash: str | None
+    keep_lora_backups: bool = False  # --lora-keep-backups: pristine copies outlive a restore (A1111's behaviour)
     _patcher: LoraPatcher | None = field(default=None, repr=False)
     _lora_names: ModelNames | None = field(default=None, repr=False)
 
@@ -56,7 +57,7 @@ class LoadedModel:
     def lora_patcher(self) -> LoraPatcher:
         """One patcher per loaded model, so the merged stack survives between generations (near-free reuse)."""
         if self._patcher is None:
-            self._patcher = LoraPatcher(self._network_targets(), self.lora_family)
+            self._patcher = LoraPatcher(self._network_targets(), self.lora_family, keep_backups=self.keep_lora_backups)
         return self._patcher
 
 
@@ -103,7 +104,8 @@ class ModelManager:
             if previous[0] is not None:
                 self._reload_previous(*previous)
             raise
-        self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info))
+        self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info),
+                                       self.device.lora_keep_backups)
         log.info("Loaded %s (%s)%s", info.name, components.architecture.name,
                  f" with VAE {vae_info.name}" if vae_info else "")
         return self._loaded
@@ -111,7 +113,8 @@ class ModelManager:
     def _reload_previous(self, info: CheckpointInfo, vae_info: VaeInfo | None) -> None:
         try:
             components = load_components(info.path, self.device, vae_info.path if vae_info else None)
-            self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info))
+            self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info),
+                                       self.device.lora_keep_backups)
         except (ModelFileError, OSError) as error:  # the old file changed on disk meanwhile
             log.error("Could not reload %s after a failed switch: %s", info.name, error)
 
