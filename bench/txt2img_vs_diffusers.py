@@ -85,14 +85,15 @@ def build_our_runtime(device: str, workdir: Path) -> "Runtime":
     return runtime
 
 
-def run_ours(runtime: "Runtime", size: int, steps: int, device: str) -> RunTiming:
+def run_ours(runtime: "Runtime", size: int, steps: int, device: str, checkpoint: str = CHECKPOINT_NAME,
+             batch: int = 1) -> RunTiming:
     from webui.processing.jobs import JobState
     from webui.processing.request import Txt2ImgRequest
     from webui.processing.txt2img import txt2img
 
     request = Txt2ImgRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, sampler_name="Euler",
                              scheduler="Automatic", cfg_scale=CFG_SCALE, width=size, height=size, seed=SEED,
-                             checkpoint=CHECKPOINT_NAME, save_images=False, save_grid=False)
+                             checkpoint=checkpoint, batch_size=batch, save_images=False, save_grid=False)
     stamps: list[float] = []
 
     def on_step(_job) -> None:
@@ -111,7 +112,7 @@ def run_ours(runtime: "Runtime", size: int, steps: int, device: str) -> RunTimin
 
 # --- diffusers path -------------------------------------------------------------------------------------------
 
-def run_diffusers(pipe: "StableDiffusionPipeline", size: int, steps: int, device: str) -> RunTiming:
+def run_diffusers(pipe: "StableDiffusionPipeline", size: int, steps: int, device: str, batch: int = 1) -> RunTiming:
     stamps: list[float] = []
 
     def on_step_end(_pipe, _i, _t, kwargs):
@@ -125,7 +126,7 @@ def run_diffusers(pipe: "StableDiffusionPipeline", size: int, steps: int, device
         _sync(device)
         start = time.perf_counter()
         out = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=CFG_SCALE,
-                   height=size, width=size, generator=generator, output_type="pil",
+                   height=size, width=size, generator=generator, output_type="pil", num_images_per_prompt=batch,
                    callback_on_step_end=on_step_end)
         _sync(device)
         total = time.perf_counter() - start

@@ -84,6 +84,14 @@ class ModelManager:
         with self._lock:
             return self._ensure(checkpoint, vae)
 
+    def install(self, info: CheckpointInfo, components: LoadedComponents) -> LoadedModel:
+        """Make components built elsewhere the loaded model for `info` (the device benchmark builds full-size
+        random weights straight on the GPU instead of reading a multi-GB file)."""
+        with self._lock:
+            self._free()
+            self._loaded = LoadedModel(info, components, None, None, self.device.lora_keep_backups)
+            return self._loaded
+
     def unload(self) -> None:
         with self._lock:
             self._free()
