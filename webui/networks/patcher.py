@@ -18,6 +18,9 @@ LayerKey = tuple[str, str]
 StackEntry = tuple[LoraFile, float, float]
 # Keep this much device memory free when deciding whether pristine copies may stay on the accelerator.
 _DEVICE_HEADROOM = 1 << 30
+# fp32 elements per block of a half-precision merge: 8 MiB, small enough to stay in a GPU's or CPU's L2/L3 cache.
+_ROUNDED_BLOCK_ELEMENTS = 1 << 21
+_FAST_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @dataclass
@@ -240,6 +243,20 @@ class LoraPatcher:
             up, down, alpha = low_rank
             target.view(target.shape[0], -1).addmm_(up, down, alpha=alpha)
 
+    def _write_rounded(self, target: Tensor, base: Tensor, low_rank: _LowRank) -> None:
+        """`target = round(base + α·up·down)` for a half-precision target, summed in fp32 one block of rows at a
+        time: each fp32 block stays in cache, so memory traffic is one read of `base` and one write of `target`
+        (the bandwidth floor of a switch) instead of a full-size fp32 round trip. One rounding, as `_write`."""
+        up, down, alpha = low_rank
+        rows_out = target.view(target.shape[0], -1)
+        rows_in = base.reshape(target.shape[0], -1)
+        block = max(1, _ROUNDED_BLOCK_ELEMENTS // rows_out.shape[1])
+        for start in range(0, rows_out.shape[0], block):
+            end = start + block
+            work = rows_in[start:end].to(device=target.device, dtype=torch.float32, non_blocking=True, copy=True)
+            work.addmm_(up[start:end], down, alpha=alpha)
+            rows_out[start:end].copy_(work)
+
     def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> None:
         module = self._modules[key]
         param = module.weight
@@ -247,12 +264,16 @@ class LoraPatcher:
         backup = self._backup(key, want_bias=any(p.bias_delta_tensor() is not None for _, p, _ in entries))
         self._dirty.add(key)
         target, device = param.data, param.device
-        if (target.dtype == torch.float32 and target.is_contiguous()
-                and all(isinstance(p, LoraPatch) and p.is_low_rank() for _, p, _ in entries)):
-            # Fast path (plain LoRAs on an fp32 model): one copy of W₀ (none on a first merge) and one in-place
-            # matmul-add over all adapters concatenated along the rank axis; no full-size temporary at all.
-            self._write(target, None if pristine else backup.weight,
-                        _low_rank_sum([(p, m) for _, p, m in entries], device))
+        low_rank_only = all(isinstance(p, LoraPatch) and p.is_low_rank() for _, p, _ in entries)
+        if low_rank_only and target.is_contiguous() and target.dtype in _FAST_DTYPES:
+            # Fast paths (plain LoRAs): fp32 models get one copy of W₀ (none on a first merge) and one in-place
+            # matmul-add over all adapters concatenated along the rank axis; half-precision models the same
+            # sum in fp32 a cache-sized block of rows at a time. No full-size temporary either way.
+            low_rank = _low_rank_sum([(p, m) for _, p, m in entries], device)  # type: ignore[misc]
+            if target.dtype == torch.float32:
+                self._write(target, None if pristine else backup.weight, low_rank)
+            else:
+                self._write_rounded(target, target if pristine else backup.weight, low_rank)
             if backup.bias is not None and not pristine:
                 self._write(module.bias.data, backup.bias)  # an earlier stack may have changed the bias
             return
