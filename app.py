@@ -5,8 +5,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from webui.offline import enforce_offline
+
+if TYPE_CHECKING:
+    from webui.models.device import DeviceConfig
 
 enforce_offline()  # before anything imports the Hugging Face libraries
 
@@ -71,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def device_config_from_args(args: argparse.Namespace, device: str | None = None) -> "DeviceConfig":
+    """The device flags (A1111's names) → one DeviceConfig; `device` overrides --device (tests)."""
+    from webui.models.device import device_config
+
+    return device_config(device=device or args.device, no_half=args.no_half, no_half_vae=args.no_half_vae,
+                         medvram=args.medvram, lowvram=args.lowvram, precision=args.precision,
+                         upcast_sampling=args.upcast_sampling, channels_last=args.opt_channelslast,
+                         compile=args.compile, attention=attention_choice(args),
+                         lora_keep_backups=args.lora_keep_backups)
+
+
 def attention_choice(args: argparse.Namespace) -> str:
     """A1111's attention flags → our Attention value (SDPA unless told otherwise)."""
     if args.disable_opt_split_attention:
@@ -110,7 +125,6 @@ def _api_router(args: argparse.Namespace, runtime: object) -> object:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from webui.models.device import device_config
     from webui.models.registry import BUNDLED_DEMO_STEM
     from webui.paths import Folders
     from webui.processing.runtime import build_runtime
@@ -119,11 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                       embeddings=args.embeddings_dir, outputs=args.outdir or args.data_dir / "outputs",
                       data=args.data_dir, upscalers=(args.esrgan_models_path, args.realesrgan_models_path,
                                                      args.swinir_models_path, args.dat_models_path))
-    device = device_config(device=args.device, no_half=args.no_half, no_half_vae=args.no_half_vae,
-                           medvram=args.medvram, lowvram=args.lowvram, precision=args.precision,
-                           upcast_sampling=args.upcast_sampling, channels_last=args.opt_channelslast,
-                           compile=args.compile, attention=attention_choice(args),
-                           lora_keep_backups=args.lora_keep_backups)
+    device = device_config_from_args(args)
     runtime = build_runtime(folders, device, hashing=not args.no_hashing)
     log = logging.getLogger("webui")
     checkpoints = runtime.registry.checkpoints()

@@ -115,3 +115,22 @@ def test_compiled_unet_is_not_recompiled_by_lora_switches_and_sees_the_merged_we
         torch.testing.assert_close(_run(models["unet"], inputs), _run(eager["unet"], inputs))
     assert counter.frame_count == frames, "a LoRA switch recompiled the UNet"
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], {"autocast": True, "dtype": torch.float16, "attention": Attention.SDPA, "channels_last": False}),
+    (["--precision", "full"], {"autocast": False, "dtype": torch.float32}),
+    (["--no-half"], {"autocast": False, "dtype": torch.float32}),
+    (["--precision", "bf16", "--opt-channelslast", "--compile"],
+     {"dtype": torch.bfloat16, "channels_last": True, "compile": True}),
+    (["--opt-sdp-no-mem-attention"], {"attention": Attention.SDPA_NO_MEM}),
+    (["--disable-opt-split-attention", "--opt-sdp-attention"], {"attention": Attention.CLASSIC}),
+    (["--upcast-sampling", "--precision", "half"], {"upcast_sampling": True, "unet_input_dtype": torch.float32}),
+    (["--lora-keep-backups", "--medvram"], {"lora_keep_backups": True, "offload": "medvram"}),
+])
+def test_a1111_command_line_flags_reach_the_device_config(argv: list[str], expected: dict) -> None:
+    import app
+
+    args = app.build_parser().parse_args(argv)
+    config = app.device_config_from_args(args, device="cuda")
+    assert {key: getattr(config, key) for key in expected} == expected
