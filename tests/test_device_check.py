@@ -83,6 +83,7 @@ def test_quick_cpu_rehearsal_writes_every_section_of_the_report(tmp_path) -> Non
         assert set(lora["floor_s"]) <= set(lora["seconds"]) and lora["touched_mib"] > 0
         assert lora["kept_backup_mib"] == pytest.approx(lora["touched_mib"])
         assert lora["seconds"]["diffusers load+fuse"] > 0
+        assert part["vae_decode"]["whole"]["seconds"] > 0 and part["vae_decode"]["tiled"]["seconds"] > 0
     fast = figures["fast_paths"]
     assert all(fast[label]["per_step_s"] > 0 for label in ("default (SDPA)", "--opt-channelslast"))
     assert fast["--compile"]["frames_before_lora"] >= 1 and not fast["--compile"]["recompiled_after_lora_switch"]

@@ -136,6 +136,7 @@ def family_section(shape: w.Shape, config, workdir: Path, bandwidth: float, with
                               "unet_params_m": sum(p.numel() for p in components.unet.parameters()) / 1e6}
     result["txt2img"] = w.txt2img_figures(runtime, pipe, shape, config.device, name)
     result["lora"] = w.lora_figures(components, pipe, shape, config.device, bandwidth, shape.repeats)
+    result["vae_decode"] = w.vae_figures(components, shape, config)
     return result
 
 

@@ -117,6 +117,11 @@ def write_report(figures: dict, path: Path) -> None:
         _txt2img(lines, part["txt2img"])
         lines += ["", "LoRA:", ""]
         _lora(lines, part["lora"])
+        vae = part.get("vae_decode")
+        if vae:
+            lines += ["", f"VAE decode of one {vae['size']}² image: whole {_ms(vae['whole']['seconds'])} ms, peak "
+                      f"{_num(vae['whole']['peak_vram_mib'], 0)} MiB; tiled {_ms(vae['tiled']['seconds'])} ms, peak "
+                      f"{_num(vae['tiled']['peak_vram_mib'], 0)} MiB."]
         lines.append("")
     fast = figures.get("fast_paths")
     if fast is not None:

@@ -282,3 +282,24 @@ def compile_figures(shape: Shape, config: DeviceConfig, workdir: Path, backend: 
               "recompiled_after_lora_switch": counter.frame_count != frames, "per_step_after_switches_s": after_switch}
     torch._dynamo.reset()
     return result
+
+
+def vae_figures(components: LoadedComponents, shape: Shape, config: DeviceConfig) -> dict:
+    """One VAE decode at the shape's size: whole picture against diffusers' tiling, time and peak VRAM (the
+    decode already runs one image at a time, which is what VAE slicing does)."""
+    vae: Any = components.vae
+    side = shape.size // 2 ** (len(vae.config.block_out_channels) - 1)
+    latents = torch.randn(1, vae.config.latent_channels, side, side, device=config.device, dtype=config.vae_dtype)
+    result: dict[str, Any] = {"size": shape.size}
+    for label, tiled in (("whole", False), ("tiled", True)):
+        if tiled:
+            vae.enable_tiling()
+        try:
+            vae.decode(latents, return_dict=False)  # warm-up
+            peak_vram_reset(config.device)
+            seconds, _ = timed(config.device, lambda: vae.decode(latents, return_dict=False))
+            result[label] = {"seconds": seconds, "peak_vram_mib": peak_vram_mib(config.device)}
+        finally:
+            if tiled:
+                vae.disable_tiling()
+    return result
