@@ -123,7 +123,8 @@ def test_offload_runs_on_the_gpu_and_leaves_weights_on_the_cpu(offload: str) -> 
     torch.cuda.synchronize()
     resident = torch.cuda.memory_allocated()
     devices_seen: set[str] = set()
-    unet.conv_in.register_forward_pre_hook(lambda m, _a: devices_seen.add(m.weight.device.type))
+    # A forward (post) hook registered first runs before --lowvram's own hook sends the layer back to the CPU.
+    unet.conv_in.register_forward_hook(lambda m, _a, _o: devices_seen.add(m.weight.device.type))
     with torch.no_grad(), on_device(unet, config):
         output = unet(sample, 500, encoder_hidden_states=context).sample
     assert devices_seen == {"cuda"}
