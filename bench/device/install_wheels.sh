@@ -29,4 +29,15 @@ if [ -n "${INSTALL_DRY_RUN:-}" ]; then
   exec "${command[@]}" --dry-run  # resolves every wheel from the folder, installs nothing
 fi
 # A user site keeps the image's own packages untouched when its site-packages is read-only.
-"${command[@]}" || "${command[@]}" --user
+"${command[@]}" || "${command[@]}" --user || exit 1
+# Installed without dependencies: say now (in install.log) if one of them still cannot be imported, e.g. because
+# the image's huggingface_hub is older than diffusers wants.
+status=0
+while read -r module requirement; do
+  case "$module" in ""|"#"*) continue ;; esac
+  if ! error=$("$py" -c "import $module" 2>&1); then
+    echo "still not importable: $module: $(echo "$error" | tail -1)" >&2
+    status=1
+  fi
+done <"$list"
+exit "$status"
