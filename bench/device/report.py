@@ -113,7 +113,10 @@ def write_report(figures: dict, path: Path) -> None:
             continue
         lines += [f"Random weights ({part['unet_params_m']:.0f} M UNet parameters) built on the device in "
                   f"{part['build_s']:.1f} s. txt2img, Euler, CFG 7, per-step = median of steps 2..n "
-                  "(same UNet object for both sides):", ""]
+                  "(same UNet object for both sides; ours with the default flags, i.e. `--precision autocast` on "
+                  "a GPU, diffusers in plain fp16; the fast-path table gives `--precision half`, the like-for-like "
+                  "setting):",
+                  ""]
         _txt2img(lines, part["txt2img"])
         lines += ["", "LoRA:", ""]
         _lora(lines, part["lora"])
