@@ -5,8 +5,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from webui.offline import enforce_offline
+
+if TYPE_CHECKING:
+    from webui.models.device import DeviceConfig
 
 enforce_offline()  # before anything imports the Hugging Face libraries
 
@@ -41,6 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--medvram", action="store_true", help="keep one model component on the GPU at a time")
     device.add_argument("--lowvram", action="store_true", help="move each layer to the GPU only while it runs")
     device.add_argument("--no-hashing", action="store_true", help="do not compute sha256 of checkpoints")
+    fast = parser.add_argument_group("GPU fast paths")
+    fast.add_argument("--precision", choices=("autocast", "full", "half", "fp16", "bf16"), default="autocast",
+                      help="autocast: fp16 weights under torch.autocast (default); full: fp32; half/fp16: fp16 "
+                           "without autocast; bf16: bfloat16 weights under autocast")
+    fast.add_argument("--upcast-sampling", action="store_true",
+                      help="feed the half-precision UNet fp32 inputs and let autocast pick each op's precision")
+    fast.add_argument("--opt-channelslast", action="store_true", help="channels-last memory format for UNet and VAE")
+    fast.add_argument("--compile", action="store_true",
+                      help="torch.compile the UNet (slow first image; LoRA switches do not recompile)")
+    fast.add_argument("--opt-sdp-attention", action="store_true",
+                      help="scaled-dot-product attention (already the default; accepted for A1111 command lines)")
+    fast.add_argument("--opt-sdp-no-mem-attention", action="store_true",
+                      help="scaled-dot-product attention without the memory-efficient kernel (deterministic)")
+    fast.add_argument("--disable-opt-split-attention", action="store_true",
+                      help="plain attention instead of scaled-dot-product attention")
+    fast.add_argument("--lora-keep-backups", action="store_true",
+                      help="keep the pristine weights of LoRA-touched layers after a LoRA is removed (as A1111 "
+                           "does): re-applying skips the copy, at the cost of that much extra memory")
     server = parser.add_argument_group("server")
     server.add_argument("--listen", action="store_true", help="listen on 0.0.0.0 instead of 127.0.0.1")
     server.add_argument("--server-name", default=None, help="host name or address to bind")
@@ -55,6 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--api-auth", default=None,
                      help="require HTTP Basic auth on every API route: user:pass[,user2:pass2]")
     return parser
+
+
+def device_config_from_args(args: argparse.Namespace, device: str | None = None) -> "DeviceConfig":
+    """The device flags (A1111's names) → one DeviceConfig; `device` overrides --device (tests)."""
+    from webui.models.device import device_config
+
+    return device_config(device=device or args.device, no_half=args.no_half, no_half_vae=args.no_half_vae,
+                         medvram=args.medvram, lowvram=args.lowvram, precision=args.precision,
+                         upcast_sampling=args.upcast_sampling, channels_last=args.opt_channelslast,
+                         compile=args.compile, attention=attention_choice(args),
+                         lora_keep_backups=args.lora_keep_backups)
+
+
+def attention_choice(args: argparse.Namespace) -> str:
+    """A1111's attention flags → our Attention value (SDPA unless told otherwise)."""
+    if args.disable_opt_split_attention:
+        return "classic"
+    if args.opt_sdp_no_mem_attention:
+        return "sdpa-no-mem"
+    return "sdpa"
 
 
 def parse_auth(text: str | None) -> list[tuple[str, str]] | None:
@@ -87,7 +129,6 @@ def _api_router(args: argparse.Namespace, runtime: object) -> object:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from webui.models.device import device_config
     from webui.models.registry import BUNDLED_DEMO_STEM
     from webui.paths import Folders
     from webui.processing.runtime import build_runtime
@@ -97,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                       data=args.data_dir, upscalers=(args.esrgan_models_path, args.realesrgan_models_path,
                                                      args.swinir_models_path, args.dat_models_path),
                       taggers=args.tagger_dir, blip=args.blip_dir)
-    device = device_config(device=args.device, no_half=args.no_half, no_half_vae=args.no_half_vae,
-                           medvram=args.medvram, lowvram=args.lowvram)
+    device = device_config_from_args(args)
     runtime = build_runtime(folders, device, hashing=not args.no_hashing)
     log = logging.getLogger("webui")
     checkpoints = runtime.registry.checkpoints()

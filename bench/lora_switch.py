@@ -1,4 +1,4 @@
-"""LoRA merge benchmark on a full-size SD1.5-shaped UNet + CLIP-L (random, CPU fp32): ours vs diffusers, with a cost model."""
+"""LoRA merge benchmark on a full-size SD1.5-shaped UNet + CLIP-L (random, CPU fp32): ours vs diffusers, cost model."""
 from __future__ import annotations
 
 import argparse
@@ -10,19 +10,19 @@ import sys
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import machine_summary  # noqa: E402  (sets the offline switches before diffusers is imported)
-
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
+from bench.common import machine_summary  # noqa: E402  (sets the offline switches before diffusers is imported)
 from webui.conditioning.tokenizer import load_clip_tokenizer  # noqa: E402
 from webui.networks import LoraPatcher, ModelNames, read_lora  # noqa: E402
 
@@ -88,20 +88,24 @@ def clock_cpu(fn) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.process_time() - cpu, value
 
 
-def machine_rates(ranks: tuple[int, ...]) -> dict[str, float]:
+def machine_rates(ranks: tuple[int, ...], cpu: bool = False) -> dict[str, float]:
     """The primitives a merge is made of, measured here (best of 3), in seconds per fp32 element:
     copy into memory touched before, copy into fresh memory (first-touch page faults), and an in-place
-    rank-r matmul-add `W.addmm_(up, down)` on a 1280x5120 layer (SD1.5's largest ff shape)."""
+    rank-r matmul-add `W.addmm_(up, down)` on a 1280x5120 layer (SD1.5's largest ff shape).
+    `cpu`: this process's CPU seconds instead of wall seconds (steadier when others share the machine)."""
+    def best(fn) -> float:
+        return min(clock_cpu(fn)[1 if cpu else 0] for _ in range(3))
+
     elements = 256 * 2**20 // 4
     source = torch.randn(elements)
     warm = torch.empty_like(source)
     warm.copy_(source)
-    rates = {"copy": min(clock(lambda: warm.copy_(source))[0] for _ in range(3)) / elements}
-    rates["fresh copy"] = min(clock(lambda: source.clone())[0] for _ in range(3)) / elements
+    rates = {"copy": best(partial(warm.copy_, source)) / elements}
+    rates["fresh copy"] = best(source.clone) / elements
     weight = torch.randn(1280, 5120)
     for rank in ranks:
         up, down = torch.randn(1280, rank), torch.randn(rank, 5120)
-        rates[f"addmm r{rank}"] = min(clock(lambda: weight.addmm_(up, down))[0] for _ in range(3)) / weight.numel()
+        rates[f"addmm r{rank}"] = best(partial(weight.addmm_, up, down)) / weight.numel()
     return rates
 
 
@@ -193,7 +197,7 @@ def run(args, models, names, files, touched: int, element: int) -> None:
 
     patcher = LoraPatcher(models)
     pipe = None if args.skip_diffusers else diffusers_pipe(models)
-    backup = 0
+    backup = kept = 0
     for repeat in range(args.repeats):
         order = ("ours", "diffusers") if repeat % 2 == 0 else ("diffusers", "ours")
         for side in order:
@@ -211,21 +215,30 @@ def run(args, models, names, files, touched: int, element: int) -> None:
             elif side == "ours":
                 read = clock_cpu(lambda: read_lora(files[0], names))
                 lora_a = read[2]
-                apply = clock_cpu(lambda: patcher.apply([(lora_a, 0.8, 0.8)]))
+                apply = clock_cpu(partial(patcher.apply, [(lora_a, 0.8, 0.8)]))
                 assert apply[2].layers_written == len(lora_a.modules)
                 record("ours first apply (read+parse+apply)", read[0] + apply[0], read[1] + apply[1])
                 record("  of which read+parse", read[0], read[1])
-                timed("ours same stack again", lambda: patcher.apply([(lora_a, 0.8, 0.8)]))
+                record("  of which apply", apply[0], apply[1])
+                timed("ours same stack again", partial(patcher.apply, [(lora_a, 0.8, 0.8)]))
                 lora_b, lora_c = read_lora(files[1], names), read_lora(files[2], names)
-                timed("ours switch A->B", lambda: patcher.apply([(lora_b, 0.8, 0.8)]))
+                timed("ours switch A->B", partial(patcher.apply, [(lora_b, 0.8, 0.8)]))
                 timed("ours switch B->A+B+C",
-                      lambda: patcher.apply([(lora_a, 0.8, 0.8), (lora_b, 0.5, 0.5), (lora_c, 0.6, 0.6)]))
+                      partial(patcher.apply, [(lora_a, 0.8, 0.8), (lora_b, 0.5, 0.5), (lora_c, 0.6, 0.6)]))
                 timed("ours change one weight in A+B+C",
-                      lambda: patcher.apply([(lora_a, 0.8, 0.8), (lora_b, 0.4, 0.4), (lora_c, 0.6, 0.6)]))
+                      partial(patcher.apply, [(lora_a, 0.8, 0.8), (lora_b, 0.4, 0.4), (lora_c, 0.6, 0.6)]))
                 backup = patcher.backup_bytes()
                 timed("ours restore", patcher.restore)
+                # --lora-keep-backups (A1111's behaviour): the copies outlive the restore, a re-apply skips them.
+                keeper = LoraPatcher(models, keep_backups=True)
+                keeper.apply([(lora_a, 0.8, 0.8)])
+                keeper.restore()
+                timed("ours re-apply after restore, kept copies", partial(keeper.apply, [(lora_a, 0.8, 0.8)]))
+                keeper.restore()
+                kept = keeper.backup_bytes()
+                del keeper
     step_times = step_check(args, models, names, files, pipe)
-    summary(args, times, step_times, touched, element, backup)
+    summary(args, times, step_times, touched, element, backup, kept)
 
 
 def step_check(args, models, names, files, pipe) -> dict[str, list[tuple[float, float]]]:
@@ -279,7 +292,7 @@ def paired_steps(args, models, names, path: Path) -> None:
     for round_ in range(args.paired_steps):
         for label in ("none", "merged") if round_ % 2 == 0 else ("merged", "none"):
             samples[label].append(unet_step(unets[label], args.latent, DTYPE))
-    ratios = [m[1] / n[1] for m, n in zip(samples["merged"], samples["none"])]
+    ratios = [m[1] / n[1] for m, n in zip(samples["merged"], samples["none"], strict=True)]
     for label, values in samples.items():
         print(f"{label:<7} step s wall " + ", ".join(f"{w:.2f}" for w, _ in values) +
               f"; median wall {statistics.median(w for w, _ in values):.3f}, CPU "
@@ -288,7 +301,15 @@ def paired_steps(args, models, names, path: Path) -> None:
           f"; median {statistics.median(ratios):.3f}  (target 1.00 +/- 0.02)")
 
 
-def summary(args, times, steps, touched: int, element: int, backup: int) -> None:
+# Which primitives each cost-model row is made of (to rebuild it from CPU-time rates).
+_MODEL_PARTS = {"ours first apply (read+parse+apply)": ("fresh copy", "addmm r{r}"),
+                "  of which apply": ("fresh copy", "addmm r{r}"),
+                "ours re-apply after restore, kept copies": ("addmm r{r}",),
+                "ours switch A->B": ("copy", "addmm r{r}"), "ours switch B->A+B+C": ("copy", "addmm r{r3}"),
+                "ours change one weight in A+B+C": ("copy", "addmm r{r3}"), "ours restore": ("copy",)}
+
+
+def summary(args, times, steps, touched: int, element: int, backup: int, kept: int) -> None:
     wall = {label: statistics.median(w for w, _ in values) for label, values in times.items()}
     cpu = {label: statistics.median(c for _, c in values) for label, values in times.items()}
     rank = args.rank
@@ -304,14 +325,23 @@ def summary(args, times, steps, touched: int, element: int, backup: int) -> None
     fresh, copy = rates["fresh copy"] * touched, rates["copy"] * touched
     gemm, gemm3 = rates[f"addmm r{rank}"] * touched, rates[f"addmm r{3 * rank}"] * touched
     cost = {"ours first apply (read+parse+apply)": (fresh + gemm, 4 * weight_bytes, 2 * rank * touched),
+            "  of which apply": (fresh + gemm, 4 * weight_bytes, 2 * rank * touched),
+            "ours re-apply after restore, kept copies": (gemm, 2 * weight_bytes, 2 * rank * touched),
             "ours switch A->B": (copy + gemm, 4 * weight_bytes, 2 * rank * touched),
             "ours switch B->A+B+C": (copy + gemm3, 4 * weight_bytes, 6 * rank * touched),
             "ours change one weight in A+B+C": (copy + gemm3, 4 * weight_bytes, 6 * rank * touched),
             "ours restore": (copy, 2 * weight_bytes, 0)}
-    print(f"{'step':<46} {'wall ms':>9} {'CPU ms':>9} {'model ms':>9} {'GB moved':>9} {'GFLOP':>7} {'wall/model':>10}")
+    cost = {label: value for label, value in cost.items() if label in wall}
+    # The same model from CPU-time primitives: other users of a shared machine stretch wall time, not CPU time.
+    cpu_rates = machine_rates((rank, 3 * rank), cpu=True)
+    cpu_model = {label: touched * sum(cpu_rates[part.format(r=rank, r3=3 * rank)] for part in _MODEL_PARTS[label])
+                 for label in cost}
+    print(f"{'step':<46} {'wall ms':>9} {'CPU ms':>9} {'model ms':>9} {'GB moved':>9} {'GFLOP':>7} {'wall/model':>10} "
+          f"{'CPU/model CPU':>13}")
     for label, (predicted, moved, work) in cost.items():
         print(f"{label:<46} {wall[label] * 1000:9.1f} {cpu[label] * 1000:9.1f} {predicted * 1000:9.1f} "
-              f"{moved / 1e9:9.2f} {work / 1e9:7.1f} {wall[label] / predicted:10.2f}")
+              f"{moved / 1e9:9.2f} {work / 1e9:7.1f} {wall[label] / predicted:10.2f} "
+              f"{cpu[label] / cpu_model[label]:13.2f}")
     print()
     for label in sorted(times):
         print(f"{label:<50} median {wall[label] * 1000:8.1f} ms wall, {cpu[label] * 1000:8.1f} ms CPU; runs " +
@@ -325,7 +355,8 @@ def summary(args, times, steps, touched: int, element: int, backup: int) -> None
               "  (target <= 0.25)")
         print(f"(b) switch A->B ours/diffusers switch: {ratio('ours switch A->B', switch)}")
         print(f"    switch A->B ours/diffusers load+fuse: {ratio('ours switch A->B', first)}")
-        print(f"    change one weight of three ours/diffusers load+fuse: {ratio('ours change one weight in A+B+C', first)}")
+        print("    change one weight of three ours/diffusers load+fuse: "
+              f"{ratio('ours change one weight in A+B+C', first)}")
     step_wall = {label: statistics.median(w for w, _ in values) for label, values in steps.items() if values}
     step_cpu = {label: statistics.median(c for _, c in values) for label, values in steps.items() if values}
     print(f"(c) UNet step {args.latent}x{args.latent} latent, median of {args.step_repeats}: " +
@@ -337,6 +368,17 @@ def summary(args, times, steps, touched: int, element: int, backup: int) -> None
                   f"{step_cpu[label] / step_cpu['none']:.3f} CPU" +
                   ("  (target 1.00 +/- 0.02)" if label == "ours merged" else ""))
     print(f"(d) backup bytes / touched weight bytes: {backup / weight_bytes:.3f} ({backup / 2**20:.0f} MiB)")
+    apply_only = wall["  of which apply"] / cost["  of which apply"][0]
+    apply_cpu = cpu["  of which apply"] / cpu_model["  of which apply"]
+    print(f"(e) first apply (apply only) / cost model (copy into fresh memory + rank-{rank} matmul-add, both measured "
+          f"in this run): {apply_only:.2f} wall, {apply_cpu:.2f} CPU  (target <= 1.3: "
+          f"{'met' if min(apply_only, apply_cpu) <= 1.3 else 'NOT met'}); with the file read+parse: "
+          f"{wall['ours first apply (read+parse+apply)'] / cost['  of which apply'][0]:.2f} wall")
+    if "ours re-apply after restore, kept copies" in wall:
+        print(f"(f) --lora-keep-backups: re-apply after restore "
+              f"{wall['ours re-apply after restore, kept copies'] * 1000:.0f} ms against "
+              f"{wall['  of which apply'] * 1000:.0f} ms for a first apply; the kept copies hold "
+              f"{kept / 2**20:.0f} MiB while no LoRA is active")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,21 @@ from typing import TYPE_CHECKING
 if __package__ in (None, ""):  # run as `python bench/txt2img_vs_diffusers.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (CHECKPOINT_DIR, CHECKPOINT_NAME, CHECKPOINT_PATH, SEED, RssSampler,  # noqa: E402
-                          ensure_checkpoint, ensure_diffusers_config, load_diffusers_pipeline, machine_summary,
-                          median, peak_rss_mib)
-
 import torch  # noqa: E402
+
+from bench.common import (  # noqa: E402
+    CHECKPOINT_DIR,
+    CHECKPOINT_NAME,
+    CHECKPOINT_PATH,
+    SEED,
+    RssSampler,
+    ensure_checkpoint,
+    ensure_diffusers_config,
+    load_diffusers_pipeline,
+    machine_summary,
+    median,
+    peak_rss_mib,
+)
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -43,7 +53,7 @@ class RunTiming:
     @property
     def step_times(self) -> list[float]:
         """Steps 2..n (differences of consecutive step-end stamps); step 1 carries the warm-up and prompt encode."""
-        return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+        return [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]
 
     @property
     def before_first_step_end_s(self) -> float:
@@ -85,14 +95,15 @@ def build_our_runtime(device: str, workdir: Path) -> "Runtime":
     return runtime
 
 
-def run_ours(runtime: "Runtime", size: int, steps: int, device: str) -> RunTiming:
+def run_ours(runtime: "Runtime", size: int, steps: int, device: str, checkpoint: str = CHECKPOINT_NAME,
+             batch: int = 1) -> RunTiming:
     from webui.processing.jobs import JobState
     from webui.processing.request import Txt2ImgRequest
     from webui.processing.txt2img import txt2img
 
     request = Txt2ImgRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, sampler_name="Euler",
                              scheduler="Automatic", cfg_scale=CFG_SCALE, width=size, height=size, seed=SEED,
-                             checkpoint=CHECKPOINT_NAME, save_images=False, save_grid=False)
+                             checkpoint=checkpoint, batch_size=batch, save_images=False, save_grid=False)
     stamps: list[float] = []
 
     def on_step(_job) -> None:
@@ -111,7 +122,7 @@ def run_ours(runtime: "Runtime", size: int, steps: int, device: str) -> RunTimin
 
 # --- diffusers path -------------------------------------------------------------------------------------------
 
-def run_diffusers(pipe: "StableDiffusionPipeline", size: int, steps: int, device: str) -> RunTiming:
+def run_diffusers(pipe: "StableDiffusionPipeline", size: int, steps: int, device: str, batch: int = 1) -> RunTiming:
     stamps: list[float] = []
 
     def on_step_end(_pipe, _i, _t, kwargs):
@@ -125,7 +136,7 @@ def run_diffusers(pipe: "StableDiffusionPipeline", size: int, steps: int, device
         _sync(device)
         start = time.perf_counter()
         out = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=CFG_SCALE,
-                   height=size, width=size, generator=generator, output_type="pil",
+                   height=size, width=size, generator=generator, output_type="pil", num_images_per_prompt=batch,
                    callback_on_step_end=on_step_end)
         _sync(device)
         total = time.perf_counter() - start
@@ -245,7 +256,8 @@ def print_generation_table(args: argparse.Namespace, ours: PathResults, theirs: 
         ("per-step s (steps 2..n, all runs)", median(ours.steps()), median(theirs.steps())),
         ("first step end s (incl. prompt encode)", ours.column("before_first_step_end_s"),
          theirs.column("before_first_step_end_s")),
-        ("after last step s (VAE decode, to PIL)", ours.column("after_last_step_s"), theirs.column("after_last_step_s")),
+        ("after last step s (VAE decode, to PIL)", ours.column("after_last_step_s"),
+         theirs.column("after_last_step_s")),
         ("total call s", ours.column("total_s"), theirs.column("total_s")),
         ("extra RSS during call MiB", ours.column("extra_rss_mib"), theirs.column("extra_rss_mib")),
     ]

@@ -214,7 +214,7 @@ def test_fp16_model_is_rounded_once_from_fp32(world) -> None:
         assert int((actual != rounded).sum()) <= max(2, actual.numel() // 500)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 @pytest.mark.parametrize("backup_device", [None, "cpu"])
 def test_cuda_fp16_apply_restore_with_device_or_host_backups(world, backup_device) -> None:
     models, _, _, loras = world
@@ -226,3 +226,43 @@ def test_cuda_fp16_apply_restore_with_device_or_host_backups(world, backup_devic
     assert all(b.weight.device.type == expected for b in patcher._backups.values())
     patcher.restore()
     assert param_hash({k: copy.deepcopy(m).cpu() for k, m in cuda.items()}) == before
+
+
+def test_kept_backups_make_a_re_apply_copy_free_and_bit_identical(world, monkeypatch) -> None:
+    models, _, layers, loras = world
+    pristine = param_hash(models)
+    patcher = LoraPatcher(models, keep_backups=True)
+    stack = [(loras["a"], 0.9, 1.1), (loras["c"], 1.0, 1.0)]
+    patcher.apply(stack)
+    merged = param_hash(models)
+    kept = patcher.backup_bytes()
+    assert patcher.restore() == len(layers)
+    assert param_hash(models) == pristine
+    # The pristine copies stay (their memory is the cost of the option) ...
+    assert patcher.backup_bytes() == kept > 0
+    copies = {"n": 0}
+    real_copy = LoraPatcher._copy
+
+    def counting_copy(self, tensor):
+        copies["n"] += 1
+        return real_copy(self, tensor)
+
+    monkeypatch.setattr(LoraPatcher, "_copy", counting_copy)
+    # ... so applying again copies nothing and lands on exactly the same weights.
+    patcher.apply(stack)
+    assert copies["n"] == 0
+    assert param_hash(models) == merged
+    # A switch and a second restore still come back bit-identical, and a restore of a clean model writes nothing.
+    patcher.apply([(loras["b"], 0.5, 0.5)])
+    assert patcher.restore() == len(loras["b"].modules)
+    assert param_hash(models) == pristine
+    assert patcher.restore() == 0 and copies["n"] == 0
+
+
+def test_without_keep_backups_a_restore_frees_the_copies(world) -> None:
+    models, _, _, loras = world
+    patcher = LoraPatcher(models)
+    patcher.apply([(loras["a"], 1.0, 1.0)])
+    assert patcher.backup_bytes() > 0
+    patcher.restore()
+    assert patcher.backup_bytes() == 0

@@ -11,10 +11,15 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from webui.errors import ModelFileError
-from webui.models.architectures import (Architecture, UnsupportedModelError, architecture_from_sidecar,
-                                        detect_architecture)
+from webui.models.architectures import (
+    Architecture,
+    UnsupportedModelError,
+    architecture_from_sidecar,
+    detect_architecture,
+)
 from webui.models.checkpoint_io import load_tensors, tensor_shapes
 from webui.models.device import DeviceConfig
+from webui.models.fast_paths import prepare_unet, prepare_vae
 from webui.models.ldm_convert import ldm_to_diffusers, vae_ldm_to_diffusers
 
 log = logging.getLogger(__name__)
@@ -100,7 +105,7 @@ def load_vae(path: Path, arch: Architecture) -> AutoencoderKL:
 
 
 def place(components: LoadedComponents, config: DeviceConfig) -> None:
-    """Move every module to its storage device and dtype; inference only."""
+    """Move every module to its storage device and dtype, then apply the fast paths; inference only."""
     target = config.storage_device
     for module, dtype in ((components.unet, config.dtype), (components.vae, config.vae_dtype),
                           *((e.model, config.dtype) for e in components.text_encoders)):
@@ -109,6 +114,8 @@ def place(components: LoadedComponents, config: DeviceConfig) -> None:
         module.to(device=target)
         module.eval()
         module.requires_grad_(False)
+    prepare_unet(components.unet, config)
+    prepare_vae(components.vae, config)
 
 
 def _empty(factory, config) -> torch.nn.Module:

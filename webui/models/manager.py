@@ -13,8 +13,8 @@ import torch
 from webui.errors import ModelFileError, UserInputError
 from webui.models.device import DeviceConfig
 from webui.models.loader import LoadedComponents, load_components, resolve_architecture
-from webui.networks import LoraPatcher, ModelNames
 from webui.models.registry import CheckpointInfo, CheckpointRegistry, VaeInfo
+from webui.networks import LoraPatcher, ModelNames
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class LoadedModel:
     components: LoadedComponents
     vae: VaeInfo | None
     short_hash: str | None
+    keep_lora_backups: bool = False  # --lora-keep-backups: pristine copies outlive a restore (A1111's behaviour)
     _patcher: LoraPatcher | None = field(default=None, repr=False)
     _lora_names: ModelNames | None = field(default=None, repr=False)
 
@@ -56,7 +57,7 @@ class LoadedModel:
     def lora_patcher(self) -> LoraPatcher:
         """One patcher per loaded model, so the merged stack survives between generations (near-free reuse)."""
         if self._patcher is None:
-            self._patcher = LoraPatcher(self._network_targets(), self.lora_family)
+            self._patcher = LoraPatcher(self._network_targets(), self.lora_family, keep_backups=self.keep_lora_backups)
         return self._patcher
 
 
@@ -83,6 +84,14 @@ class ModelManager:
         with self._lock:
             return self._ensure(checkpoint, vae)
 
+    def install(self, info: CheckpointInfo, components: LoadedComponents) -> LoadedModel:
+        """Make components built elsewhere the loaded model for `info` (the device benchmark builds full-size
+        random weights straight on the GPU instead of reading a multi-GB file)."""
+        with self._lock:
+            self._free()
+            self._loaded = LoadedModel(info, components, None, None, self.device.lora_keep_backups)
+            return self._loaded
+
     def unload(self) -> None:
         with self._lock:
             self._free()
@@ -103,7 +112,8 @@ class ModelManager:
             if previous[0] is not None:
                 self._reload_previous(*previous)
             raise
-        self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info))
+        self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info),
+                                       self.device.lora_keep_backups)
         log.info("Loaded %s (%s)%s", info.name, components.architecture.name,
                  f" with VAE {vae_info.name}" if vae_info else "")
         return self._loaded
@@ -111,7 +121,8 @@ class ModelManager:
     def _reload_previous(self, info: CheckpointInfo, vae_info: VaeInfo | None) -> None:
         try:
             components = load_components(info.path, self.device, vae_info.path if vae_info else None)
-            self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info))
+            self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info),
+                                       self.device.lora_keep_backups)
         except (ModelFileError, OSError) as error:  # the old file changed on disk meanwhile
             log.error("Could not reload %s after a failed switch: %s", info.name, error)
 

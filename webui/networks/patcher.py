@@ -18,6 +18,9 @@ LayerKey = tuple[str, str]
 StackEntry = tuple[LoraFile, float, float]
 # Keep this much device memory free when deciding whether pristine copies may stay on the accelerator.
 _DEVICE_HEADROOM = 1 << 30
+# fp32 elements per block of a half-precision merge: 8 MiB, small enough to stay in a GPU's or CPU's L2/L3 cache.
+_ROUNDED_BLOCK_ELEMENTS = 1 << 21
+_FAST_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @dataclass
@@ -61,14 +64,20 @@ class LoraPatcher:
     Each layer carries the signature of what is merged into it, so a new stack rewrites only the layers whose
     contributions changed. Any exception (or interrupt) while writing restores every layer before re-raising,
     so the models are never left half-patched.
+
+    `keep_backups` keeps the pristine copies after a restore (A1111's behaviour): the next apply then skips the
+    backup copy, at the cost of holding `backup_bytes()` of extra memory while no LoRA is active.
     """
 
     def __init__(self, models: Mapping[str, torch.nn.Module], family: str | None = None,
-                 backup_device: torch.device | str | None = None) -> None:
+                 backup_device: torch.device | str | None = None, keep_backups: bool = False) -> None:
         self.models = dict(models)
         self.family = family or guess_model_family(self.models)
+        self.keep_backups = keep_backups
         self._backup_device = None if backup_device is None else torch.device(backup_device)
         self._backups: dict[LayerKey, _Backup] = {}
+        # Layers whose live weight may differ from its pristine copy (set before the first write to a layer).
+        self._dirty: set[LayerKey] = set()
         self._signatures: dict[LayerKey, tuple] = {}
         self._modules: dict[LayerKey, torch.nn.Module] = {}
         self._lock = threading.Lock()
@@ -119,7 +128,8 @@ class LoraPatcher:
             return report
 
     def restore(self) -> int:
-        """Write every pristine weight back (bit-identical) and free the copies; returns the layers restored."""
+        """Write every pristine weight back (bit-identical) and free the copies unless `keep_backups`;
+        returns the layers restored."""
         with self._lock:
             return self._restore_all()
 
@@ -138,7 +148,8 @@ class LoraPatcher:
         self.restore()
 
     def backup_bytes(self) -> int:
-        """Bytes held in pristine copies (equals the bytes of the touched weights and biases)."""
+        """Bytes held in pristine copies (equals the bytes of the touched weights and biases; with
+        `keep_backups`, of every weight touched since the patcher was made)."""
         return sum(b.weight.numel() * b.weight.element_size()
                    + (0 if b.bias is None else b.bias.numel() * b.bias.element_size())
                    for b in self._backups.values())
@@ -232,18 +243,37 @@ class LoraPatcher:
             up, down, alpha = low_rank
             target.view(target.shape[0], -1).addmm_(up, down, alpha=alpha)
 
+    def _write_rounded(self, target: Tensor, base: Tensor, low_rank: _LowRank) -> None:
+        """`target = round(base + α·up·down)` for a half-precision target, summed in fp32 one block of rows at a
+        time: each fp32 block stays in cache, so memory traffic is one read of `base` and one write of `target`
+        (the bandwidth floor of a switch) instead of a full-size fp32 round trip. One rounding, as `_write`."""
+        up, down, alpha = low_rank
+        rows_out = target.view(target.shape[0], -1)
+        rows_in = base.reshape(target.shape[0], -1)
+        block = max(1, _ROUNDED_BLOCK_ELEMENTS // rows_out.shape[1])
+        for start in range(0, rows_out.shape[0], block):
+            end = start + block
+            work = rows_in[start:end].to(device=target.device, dtype=torch.float32, non_blocking=True, copy=True)
+            work.addmm_(up[start:end], down, alpha=alpha)
+            rows_out[start:end].copy_(work)
+
     def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> None:
         module = self._modules[key]
         param = module.weight
-        pristine = key not in self._signatures  # the live weight still equals its pristine copy
+        pristine = key not in self._dirty  # the live weight still equals its pristine copy
         backup = self._backup(key, want_bias=any(p.bias_delta_tensor() is not None for _, p, _ in entries))
+        self._dirty.add(key)
         target, device = param.data, param.device
-        if (target.dtype == torch.float32 and target.is_contiguous()
-                and all(isinstance(p, LoraPatch) and p.is_low_rank() for _, p, _ in entries)):
-            # Fast path (plain LoRAs on an fp32 model): one copy of W₀ (none on a first merge) and one in-place
-            # matmul-add over all adapters concatenated along the rank axis; no full-size temporary at all.
-            self._write(target, None if pristine else backup.weight,
-                        _low_rank_sum([(p, m) for _, p, m in entries], device))
+        low_rank_only = all(isinstance(p, LoraPatch) and p.is_low_rank() for _, p, _ in entries)
+        if low_rank_only and target.is_contiguous() and target.dtype in _FAST_DTYPES:
+            # Fast paths (plain LoRAs): fp32 models get one copy of W₀ (none on a first merge) and one in-place
+            # matmul-add over all adapters concatenated along the rank axis; half-precision models the same
+            # sum in fp32 a cache-sized block of rows at a time. No full-size temporary either way.
+            low_rank = _low_rank_sum([(p, m) for _, p, m in entries], device)  # type: ignore[misc]
+            if target.dtype == torch.float32:
+                self._write(target, None if pristine else backup.weight, low_rank)
+            else:
+                self._write_rounded(target, target if pristine else backup.weight, low_rank)
             if backup.bias is not None and not pristine:
                 self._write(module.bias.data, backup.bias)  # an earlier stack may have changed the bias
             return
@@ -274,27 +304,32 @@ class LoraPatcher:
 
     def _restore_layer(self, key: LayerKey) -> None:
         backup = self._backups.get(key)
-        if backup is not None:
+        if backup is not None and key in self._dirty:
             module = self._modules[key]
             self._write(module.weight.data, backup.weight)
             if backup.bias is not None:
                 self._write(module.bias.data, backup.bias)
-        # Forget the copy only once the pristine weight is back in place.
-        self._backups.pop(key, None)
+        # Forget the state only once the pristine weight is back in place.
         self._signatures.pop(key, None)
+        self._dirty.discard(key)
+        if not self.keep_backups:
+            self._backups.pop(key, None)
 
     def _restore_all(self) -> int:
-        keys = list(self._backups)
-        # Restoring is copy-only, so an interrupt here is retried by the next restore; pop only after writing.
+        # Without keep_backups every copy belongs to a written layer; with it, clean layers need no copy back.
+        keys = [key for key in self._backups if key in self._dirty or not self.keep_backups]
+        # Restoring is copy-only, so an interrupt here is retried by the next restore; forget only after writing.
         for key in keys:
             backup = self._backups[key]
             module = self._modules[key]
             module.weight.data.copy_(backup.weight)
             if backup.bias is not None:
                 module.bias.data.copy_(backup.bias)
-            # Signature first: an interrupt between these two lines must not leave a stale "merged" signature.
+            # Signature first: an interrupt between these lines must not leave a stale "merged" signature.
             self._signatures.pop(key, None)
-            del self._backups[key]
+            self._dirty.discard(key)
+            if not self.keep_backups:
+                del self._backups[key]
         self._signatures.clear()
         self.active = ()
         return len(keys)

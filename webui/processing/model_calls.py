@@ -56,12 +56,14 @@ def make_unet_call(components: LoadedComponents, device: DeviceConfig) -> Callab
         if "c_concat" in cond:
             sample = torch.cat([x_in, cond["c_concat"].to(x_in)], dim=1)
         added = None
+        dtype = device.unet_input_dtype  # fp32 with --upcast-sampling: autocast then picks each op's precision
         if "time_ids" in cond:
-            added = {"text_embeds": cond["pooled"].to(device.device, device.dtype),
-                     "time_ids": cond["time_ids"].to(device.device, device.dtype)}
-        output = unet(sample.to(device.device, device.dtype), timesteps.to(device.device),
-                      encoder_hidden_states=cond["context"].to(device.device, device.dtype),
-                      added_cond_kwargs=added, return_dict=False)[0]
+            added = {"text_embeds": cond["pooled"].to(device.device, dtype),
+                     "time_ids": cond["time_ids"].to(device.device, dtype)}
+        with device.unet_autocast():
+            output = unet(sample.to(device.device, dtype), timesteps.to(device.device),
+                          encoder_hidden_states=cond["context"].to(device.device, dtype),
+                          added_cond_kwargs=added, return_dict=False)[0]
         return output.to(x_in.dtype)
 
     return call
