@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     # Ctrl+C asks for a clean stop: the current step finishes and a resumable state is written.
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     bar = tqdm(total=0, unit="step", dynamic_ncols=True)
 
     def show(progress: TrainingProgress) -> None:
@@ -53,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         result = train(config, should_stop=stop.is_set, on_progress=show,
                        sampler_factory=cli_sampler_factory(config) if config.sample_prompts else None)
     except UserInputError as error:
-        bar.close()
         print(f"error: {error}", file=sys.stderr)
         return 2
-    bar.close()
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
     print(result.plan.summary(config.train_batch_size, config.gradient_accumulation_steps,
                               max(1, result.history.epochs[-1] if result.history.epochs else 1)))
     if result.stopped:

@@ -314,9 +314,13 @@ class _Run:
             return path
         dtype = outputs.SAVE_DTYPES[self.config.save_precision]
         self._report("saving", name)
-        outputs.save_lora(path, self.weights(dtype), metadata, epoch=epoch, step=self.position.global_step)
-        preview = self.progress.samples[-1] if self.progress.samples else None
-        outputs.write_card_files(path, self.trigger_word(), preview, self.family)
+        try:
+            outputs.save_lora(path, self.weights(dtype), metadata, epoch=epoch, step=self.position.global_step)
+            preview = self.progress.samples[-1] if self.progress.samples else None
+            outputs.write_card_files(path, self.trigger_word(), preview, self.family)
+        except OSError as error:
+            raise UserInputError(f"could not write {name} ({error.strerror or error}); is the disk full? No half "
+                                 "file was left; free some space and train again") from error
         self.progress.saved.append(path)
         on_saved(path)
         return path
