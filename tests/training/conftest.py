@@ -5,18 +5,10 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.helpers.demo_fixtures import one_thread  # noqa: F401  (autouse: the demo model runs on one thread)
 
 
 def star(size: int = 64, colour=(240, 220, 40), background=(25, 30, 100)) -> Image.Image:
