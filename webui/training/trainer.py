@@ -305,8 +305,11 @@ class _Run:
 
     def _write_logs(self) -> None:
         if self.accelerator.is_main_process and self.history.steps:
-            write_csv(self.history, self._log_dir() / "loss.csv")
-            write_plot(self.history, self._log_dir() / "loss.png")
+            try:
+                write_csv(self.history, self._log_dir() / "loss.csv")
+                write_plot(self.history, self._log_dir() / "loss.png")
+            except OSError as error:  # the logs are a view; the LoRA itself must still get its chance to save
+                log.warning("could not write the training log in %s: %s", self._log_dir(), error)
 
     def _save(self, name: str, metadata: dict[str, str], epoch: int | None, on_saved) -> Path:
         path = self.output_dir / name
