@@ -17,6 +17,7 @@ from webui.api.generation import add_generation_routes, make_deps
 from webui.api.img2img_routes import add_img2img_routes
 from webui.api.routes_control import add_control_routes
 from webui.api.routes_models import add_model_routes
+from webui.api.train_routes import add_training_routes
 from webui.processing.runtime import Runtime
 
 API_PREFIX = "/sdapi/v1"
@@ -36,6 +37,7 @@ def build_api_router(runtime: Runtime, flags: dict[str, Any] | None = None,
     add_extras_routes(router, runtime)
     add_model_routes(router, runtime)
     add_control_routes(router, runtime, flags or {})
+    add_training_routes(router, runtime)
     return router
 
 
