@@ -1,7 +1,6 @@
 """`POST /sdapi/v1/train/lora` (kohya option names as JSON), its progress and Stop."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Body
@@ -16,10 +15,10 @@ def add_training_routes(router: APIRouter, runtime: Runtime) -> None:
     def start(options: dict[str, Any] = Body(..., examples=[{  # noqa: B008 - FastAPI's declaration style
             "train_data_dir": "/data/img", "output_name": "my-lora", "network_dim": 16, "network_alpha": 8,
             "learning_rate": 1e-4, "max_train_epochs": 10, "save_every_n_epochs": 1}])) -> dict[str, Any]:
-        return dataclasses.asdict(service.start(options))
+        return service.start(options)
 
     def progress() -> dict[str, Any]:
-        status = dataclasses.asdict(service.status())
+        status = service.status()
         status["queue_position"] = runtime.queue.position(service.job) if service.job is not None else None
         return status
 

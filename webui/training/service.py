@@ -1,11 +1,12 @@
 """One training run at a time inside the app, on the shared job queue, with live status for the UI and API."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +22,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainingStatus:
-    """A snapshot for the Train tab and `GET /sdapi/v1/train/lora`."""
+    """The service's side of a snapshot (queue, errors, files); `status()` adds the trainer's live progress."""
 
     running: bool = False
     queued: bool = False
-    phase: str = "idle"
-    step: int = 0
-    total_steps: int = 0
-    epoch: int = 0
-    total_epochs: int = 0
-    loss: float | None = None
-    average_loss: float | None = None
-    lr: float | None = None
-    it_per_s: float = 0.0
-    eta_seconds: float | None = None
-    message: str = ""
     error: str | None = None
-    samples: list[str] = field(default_factory=list)
-    saved: list[str] = field(default_factory=list)
     state: str | None = None
     log_dir: str | None = None
     output_name: str | None = None
@@ -72,15 +60,14 @@ class TrainingService:
         values.setdefault("output_dir", str(self.runtime.folders.lora[0]))
         return config_from_dict(values)
 
-    def start(self, options: dict[str, Any]) -> TrainingStatus:
+    def start(self, options: dict[str, Any]) -> dict[str, Any]:
         config = self.prepare(options)
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise UserInputError("a training run is already going; stop it first")
             self._stop.clear()
             self._job = JobState()
-            self._status = TrainingStatus(running=True, queued=True, phase="waiting for the queue",
-                                          output_name=config.output_name)
+            self._status = TrainingStatus(running=True, queued=True, output_name=config.output_name)
             self._progress = None
             self._thread = threading.Thread(target=self._work, args=(config, self._job), name="lora-training",
                                             daemon=True)
@@ -105,18 +92,14 @@ class TrainingService:
             thread.join(timeout)
         return thread is None or not thread.is_alive()
 
-    def status(self) -> TrainingStatus:
-        status = self._status
-        progress = self._progress
-        if progress is not None:
-            status.phase, status.step, status.total_steps = progress.phase, progress.step, progress.total_steps
-            status.epoch, status.total_epochs = progress.epoch, progress.total_epochs
-            status.loss, status.average_loss, status.lr = progress.loss, progress.average_loss, progress.lr
-            status.it_per_s, status.eta_seconds = progress.it_per_s, progress.eta_seconds
-            status.message = progress.message
-            status.samples = [str(p) for p in progress.samples]
-            status.saved = [str(p) for p in progress.saved]
-        return status
+    def status(self) -> dict[str, Any]:
+        """Service fields plus the trainer's progress (phase, step, epoch, losses, lr, it/s, ETA, files)."""
+        progress = self._progress or TrainingProgress(phase="waiting for the queue" if self._status.queued else "idle")
+        return {**dataclasses.asdict(self._status), "phase": progress.phase, "step": progress.step,
+                "total_steps": progress.total_steps, "epoch": progress.epoch, "total_epochs": progress.total_epochs,
+                "loss": progress.loss, "average_loss": progress.average_loss, "lr": progress.lr,
+                "it_per_s": progress.it_per_s, "eta_seconds": progress.eta_seconds, "message": progress.message,
+                "samples": [str(p) for p in progress.samples], "saved": [str(p) for p in progress.saved]}
 
     def _refresh_library(self, path: Path) -> None:
         self.runtime.loras.scan()  # the new file shows as a card without a restart
@@ -150,7 +133,8 @@ class TrainingService:
             self._status.queued = False
             self._status.log_dir = str(Path(config.logging_dir) if config.logging_dir else
                                        Path(config.output_dir) / "log" / config.output_name)
-            if self._progress is not None and self._status.error:
+            if self._status.error:
+                self._progress = self._progress or TrainingProgress()
                 self._progress.phase = "failed"
 
 
