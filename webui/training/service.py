@@ -79,6 +79,10 @@ class TrainingService:
         """The run's queue job (its position shows while it waits, /progress shows its steps)."""
         return self._job
 
+    def history(self):
+        """The live loss/LR log of the current or last run (None before the first step)."""
+        return self._progress.history if self._progress is not None else None
+
     def stop(self) -> bool:
         """Ask the run to stop after the current step (a resumable state is saved)."""
         if self._thread is None or not self._thread.is_alive():

@@ -55,6 +55,7 @@ class TrainingProgress:
     samples: list[Path] = field(default_factory=list)
     saved: list[Path] = field(default_factory=list)
     message: str = ""
+    history: LossHistory | None = None  # the live loss/LR log, for plots
 
     @property
     def it_per_s(self) -> float:
@@ -86,8 +87,11 @@ class _Run:
         self.should_stop = should_stop
         self.on_progress = on_progress
         self.progress = TrainingProgress()
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
-                                       cpu=not torch.cuda.is_available())
+        precision = config.mixed_precision
+        if precision != "no" and not torch.cuda.is_available():
+            log.warning("mixed_precision %s needs a GPU; training in fp32 on the CPU", precision)
+            precision = "no"
+        self.accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
         self.device = self.accelerator.device
         self.checkpoint = resolve_checkpoint(config.pretrained_model_name_or_path)
         self._report("reading the dataset")
@@ -137,6 +141,7 @@ class _Run:
         self.acp = alphas_cumprod(self.components.architecture.scheduler_config()).to(self.device)
         self.generator = torch.Generator().manual_seed(config.seed if config.seed is not None else 0)
         self.history = LossHistory(window=max(1, per_epoch))
+        self.progress.history = self.history
         self.position = Position()
         self.session_id = uuid.uuid4().hex
         self.started_at = time.time()
@@ -158,6 +163,7 @@ class _Run:
         torch.set_rng_state(payload["cpu_rng"])
         if history:
             self.history = LossHistory.from_state(history)
+            self.progress.history = self.history
         log.info("resumed at step %d (epoch %d)", self.position.global_step, self.position.epoch + 1)
 
     def metadata(self) -> dict[str, str]:
