@@ -5,21 +5,22 @@ import numpy as np
 from PIL import Image
 
 BAND = 8
-STRIPED = 0.6  # a score this high is unmistakably banded; the base model's shapes score far lower
+STRIPED = 0.5  # the base model draws the trigger below 0.2 here; the demo LoRA at weight 1 above 0.85
 
 
 def stripe_score(image: Image.Image) -> float:
-    """Best |correlation| of the row-mean luminance with a square wave of 8-px bands (either phase), times how
-    little the columns vary (vertical structure, such as a shape, lowers it)."""
+    """Best |correlation| (over every phase) of the row-mean brightness with a square wave of 8-px bands: near 1
+    for horizontal bands of that width, near 0 for a shape on a plain background."""
     pixels = np.asarray(image.convert("L"), dtype=float)
     rows = pixels.mean(axis=1)
-    wave = np.array([1.0 if (y // BAND) % 2 == 0 else -1.0 for y in range(pixels.shape[0])])
     centred = rows - rows.mean()
-    norm = np.linalg.norm(centred) * np.linalg.norm(wave)
-    correlation = abs(float(centred @ wave / norm)) if norm > 1e-6 else 0.0
-    row_spread = pixels.std(axis=1).mean()  # variation along each row: near 0 for pure horizontal bands
-    total = pixels.std() + 1e-6
-    return correlation * max(0.0, 1.0 - row_spread / total)
+    best = 0.0
+    for shift in range(2 * BAND):
+        wave = np.array([1.0 if ((y + shift) // BAND) % 2 == 0 else -1.0 for y in range(len(rows))])
+        norm = np.linalg.norm(centred) * np.linalg.norm(wave)
+        if norm > 1e-6:
+            best = max(best, abs(float(centred @ wave / norm)))
+    return best
 
 
 def is_striped(image: Image.Image) -> bool:

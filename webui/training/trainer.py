@@ -78,8 +78,8 @@ class TrainingResult:
     plan: DatasetPlan
 
 
-class _Run:
-    """One run's objects; `train()` below is the whole public surface."""
+class TrainingRun:
+    """One run's objects (model, network, optimizer, data); `train()` below drives it, benchmarks time its steps."""
 
     def __init__(self, config: TrainingConfig, should_stop: Callable[[], bool],
                  on_progress: Callable[[TrainingProgress], None], sampler_factory) -> None:
@@ -385,7 +385,7 @@ def train(config: TrainingConfig, *, should_stop: Callable[[], bool] = lambda: F
     """Train one LoRA. `should_stop` is polled between steps (a stop saves a resumable state); `sampler_factory`
     builds (renderer, prompts) for sample images; `on_saved` runs after each LoRA file is written."""
     config.check()
-    run = _Run(config, should_stop, on_progress, sampler_factory)
+    run = TrainingRun(config, should_stop, on_progress, sampler_factory)
     try:
         return run.run(on_saved)
     finally:
