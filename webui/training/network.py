@@ -51,8 +51,8 @@ class LoRAModule(nn.Module):
         self._org[0].forward = self._org_forward  # type: ignore[method-assign]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        delta = self.lora_up(self.lora_down(x.to(self.lora_down.weight.dtype)))
-        return self._org_forward(x) + (delta * (self.multiplier * self.scale)).to(x.dtype)
+        # The base runs in fp32 like the LoRA (mixed precision goes through autocast), so no casts here.
+        return self._org_forward(x) + self.lora_up(self.lora_down(x)) * (self.multiplier * self.scale)
 
 
 @dataclass(frozen=True)

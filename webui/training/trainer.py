@@ -253,7 +253,7 @@ class TrainingRun:
                     self.accelerator.backward(loss)
                     total += float(loss.detach())
                 if config.max_grad_norm:
-                    self.accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                    self._clip(params)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -290,6 +290,11 @@ class TrainingRun:
         state = self._save_state(state_dir(self.output_dir, config.output_name)) if config.save_state else None
         self._report("done", f"saved {final}")
         return TrainingResult(final, saved, False, state, self.history, self.plan)
+
+    def _clip(self, params: list[torch.nn.Parameter]) -> None:
+        """Unscale (fp16), then one fused norm over all LoRA grads; accelerate's own clip walks them one by one."""
+        self.accelerator.unscale_gradients()
+        torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm, foreach=True)
 
     def _after_step(self, loss: float, first_step: int) -> None:
         lrs = self.scheduler.get_last_lr()
