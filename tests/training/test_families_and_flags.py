@@ -21,13 +21,14 @@ def _train(tmp_path, checkpoint, **extra):
     return train(config_from_dict(values))
 
 
-@pytest.mark.parametrize("arch, prefixes, version", [
-    ("sd2-v", {"lora_unet_", "lora_te_"}, "sd_v2_v"),
-    ("sdxl", {"lora_unet_", "lora_te1_", "lora_te2_"}, "sdxl_base_v1-0"),
+@pytest.mark.parametrize("arch, prefixes, version, extra", [
+    ("sd2-v", {"lora_unet_", "lora_te_"}, "sd_v2_v", {}),
+    ("sdxl", {"lora_unet_", "lora_te1_", "lora_te2_"}, "sdxl_base_v1-0", {}),
+    ("sdxl", {"lora_unet_"}, "sdxl_base_v1-0", {"network_train_unet_only": True, "cache_text_encoder_outputs": True}),
 ])
-def test_each_family_trains_and_writes_its_kohya_keys(tmp_path, arch, prefixes, version):
+def test_each_family_trains_and_writes_its_kohya_keys(tmp_path, arch, prefixes, version, extra):
     checkpoint = build_tiny_checkpoint(arch, tmp_path / "ckpt" / f"tiny-{arch}.safetensors")
-    result = _train(tmp_path, checkpoint, min_snr_gamma=5)
+    result = _train(tmp_path, checkpoint, min_snr_gamma=5, **extra)
     assert result.final is not None and all(np.isfinite(result.history.losses))
     with safe_open(str(result.final), "pt") as handle:
         keys = list(handle.keys())

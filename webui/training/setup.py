@@ -58,6 +58,21 @@ class TextEncoding:
         self.rule = _LAYER_RULES[family]
         self.clip_skip = clip_skip or 1
         self.device = device
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def cached(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`--cache_text_encoder_outputs`: each distinct caption is encoded once, without gradients."""
+        missing = [c for c in dict.fromkeys(captions) if c not in self._cache]
+        if missing:
+            with torch.no_grad():
+                context, pooled = self(missing)
+            for index, caption in enumerate(missing):
+                self._cache[caption] = (context[index], pooled[index] if pooled is not None else None)
+        contexts = torch.stack([self._cache[c][0] for c in captions])
+        pooled_rows = [self._cache[c][1] for c in captions]
+        if any(row is None for row in pooled_rows):
+            return contexts, None
+        return contexts, torch.stack([row for row in pooled_rows if row is not None])
 
     def __call__(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         contexts, pooled = [], None

@@ -5,7 +5,6 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, cast
 
@@ -21,9 +20,10 @@ from webui.processing.model_calls import alphas_cumprod
 from webui.training import outputs
 from webui.training.batches import CaptionOptions, LatentSource, epoch_batches, process_caption
 from webui.training.config import TrainingConfig
-from webui.training.dataset import DatasetPlan, ImageItem, load_dataset
+from webui.training.dataset import ImageItem, load_dataset
 from webui.training.logs import LossHistory, write_csv, write_plot
 from webui.training.network import LoRANetwork, NetworkShape
+from webui.training.progress import TrainingProgress, TrainingResult
 from webui.training.setup import (
     TextEncoding,
     family_of,
@@ -37,45 +37,6 @@ from webui.training.setup import (
 from webui.training.state import Position, load_state, save_state, state_dir
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainingProgress:
-    """What the CLI, the Train tab and the API show while a run goes."""
-
-    phase: str = "starting"
-    step: int = 0
-    total_steps: int = 0
-    epoch: int = 0
-    total_epochs: int = 0
-    loss: float | None = None
-    average_loss: float | None = None
-    lr: float | None = None
-    started: float = field(default_factory=time.monotonic)
-    samples: list[Path] = field(default_factory=list)
-    saved: list[Path] = field(default_factory=list)
-    message: str = ""
-    history: LossHistory | None = None  # the live loss/LR log, for plots
-
-    @property
-    def it_per_s(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.step / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def eta_seconds(self) -> float | None:
-        rate = self.it_per_s
-        return (self.total_steps - self.step) / rate if rate > 0 else None
-
-
-@dataclass
-class TrainingResult:
-    final: Path | None
-    saved: list[Path]
-    stopped: bool
-    state: Path | None
-    history: LossHistory
-    plan: DatasetPlan
 
 
 class TrainingRun:
@@ -137,7 +98,9 @@ class TrainingRun:
         self.epochs = math.ceil(self.max_steps / per_epoch)
         optimizer = make_optimizer(config, groups)
         scheduler = make_scheduler(config, optimizer, self.max_steps)
-        self.network, self.optimizer, self.scheduler = self.accelerator.prepare(self.network, optimizer, scheduler)
+        # The network is not wrapped in DDP: its forward is never called (the hooks run inside the UNet/CLIP), so
+        # gradients are averaged across processes explicitly in `_clip`; equal seeds give equal initial weights.
+        self.optimizer, self.scheduler = self.accelerator.prepare(optimizer, scheduler)
         self.acp = alphas_cumprod(self.components.architecture.scheduler_config()).to(self.device)
         self.generator = torch.Generator().manual_seed(config.seed if config.seed is not None else 0)
         self.history = LossHistory(window=max(1, per_epoch))
@@ -156,7 +119,7 @@ class TrainingRun:
 
     def _resume(self, folder: Path) -> None:
         payload, self.position, history, _ = load_state(folder)
-        self.accelerator.unwrap_model(self.network).load_state_dict(payload["network"])
+        self.network.load_state_dict(payload["network"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.generator.set_state(payload["generator"])
@@ -176,7 +139,7 @@ class TrainingRun:
             conv_alpha=self.shape.conv_alpha)
 
     def weights(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-        return self.accelerator.unwrap_model(self.network).kohya_state_dict(dtype)
+        return self.network.kohya_state_dict(dtype)
 
     def encode_latents(self, pixels: torch.Tensor) -> torch.Tensor:
         vae: Any = self.components.vae
@@ -191,7 +154,10 @@ class TrainingRun:
         gen = self.generator
         flips = [bool(config.flip_aug and torch.rand((), generator=gen).item() < 0.5) for _ in batch]
         latents = torch.stack([latents_source.latents(item, flip) for item, flip in zip(batch, flips, strict=True)])
-        captions = [process_caption(item.caption, _caption_options(config, item), gen) for item in batch]
+        if config.cache_text_encoder_outputs:  # kohya: cached outputs mean no shuffle and no dropout
+            captions = [item.caption for item in batch]
+        else:
+            captions = [process_caption(item.caption, _caption_options(config, item), gen) for item in batch]
         noise = torch.randn(latents.shape, generator=gen)
         if config.noise_offset:
             noise = noise + config.noise_offset * torch.randn((*latents.shape[:2], 1, 1), generator=gen)
@@ -200,8 +166,11 @@ class TrainingRun:
         acp = self.acp[timesteps].view(-1, 1, 1, 1)
         noisy = acp.sqrt() * latents + (1 - acp).sqrt() * noise
         with self.accelerator.autocast():
-            with torch.set_grad_enabled(self.train_te):
-                context, pooled = self.text(captions)
+            if config.cache_text_encoder_outputs:
+                context, pooled = self.text.cached(captions)
+            else:
+                with torch.set_grad_enabled(self.train_te):
+                    context, pooled = self.text(captions)
             extra = None
             if self.family == "sdxl":
                 size = batch[0].bucket
@@ -235,7 +204,7 @@ class TrainingRun:
         saved: list[Path] = []
         entries = self.plan.epoch_entries()
         accum = config.gradient_accumulation_steps
-        params = [p for p in self.accelerator.unwrap_model(self.network).parameters() if p.requires_grad]
+        params = [p for p in self.network.parameters() if p.requires_grad]
         stopped = False
         progress.started = time.monotonic()
         first_step = position.global_step
@@ -252,8 +221,7 @@ class TrainingRun:
                     loss = self.loss(batch, latents) / len(group)
                     self.accelerator.backward(loss)
                     total += float(loss.detach())
-                if config.max_grad_norm:
-                    self._clip(params)
+                self._clip(params)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -293,8 +261,13 @@ class TrainingRun:
 
     def _clip(self, params: list[torch.nn.Parameter]) -> None:
         """Unscale (fp16), then one fused norm over all LoRA grads; accelerate's own clip walks them one by one."""
+        if self.accelerator.num_processes > 1:
+            for param in params:
+                if param.grad is not None:
+                    param.grad = self.accelerator.reduce(param.grad, reduction="mean")
         self.accelerator.unscale_gradients()
-        torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm, foreach=True)
+        if self.config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm, foreach=True)
 
     def _after_step(self, loss: float, first_step: int) -> None:
         lrs = self.scheduler.get_last_lr()
@@ -341,7 +314,7 @@ class TrainingRun:
 
     def _save_state(self, folder: Path) -> Path:
         if self.accelerator.is_main_process:
-            save_state(folder, self.accelerator.unwrap_model(self.network), self.optimizer, self.scheduler,
+            save_state(folder, self.network, self.optimizer, self.scheduler,
                        self.generator, self.position, self.history.to_state(), self.config.to_dict())
         return folder
 
@@ -394,4 +367,4 @@ def train(config: TrainingConfig, *, should_stop: Callable[[], bool] = lambda: F
     try:
         return run.run(on_saved)
     finally:
-        run.accelerator.unwrap_model(run.network).remove()
+        run.network.remove()
