@@ -90,7 +90,9 @@ class TrainingRun:
         groups = self.network.param_groups(config.unet_lr if config.unet_lr is not None else lr,
                                            config.text_encoder_lr if config.text_encoder_lr is not None else lr)
         self.batches_per_epoch = self.plan.batches_per_epoch(self.batch_size)
-        per_epoch = math.ceil(self.batches_per_epoch / config.gradient_accumulation_steps)
+        # With N processes each walks every N-th batch, so an epoch takes N times fewer optimizer steps.
+        per_process = math.ceil(self.batches_per_epoch / self.accelerator.num_processes)
+        per_epoch = math.ceil(per_process / config.gradient_accumulation_steps)
         if config.max_train_epochs:
             self.max_steps = per_epoch * config.max_train_epochs
         else:
