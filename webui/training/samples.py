@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -102,6 +103,10 @@ class SampleRenderer:
         self.checkpoint = checkpoint
         self.default_sampler = KOHYA_SAMPLERS.get(default_sampler, default_sampler)
         self.clip_skip = clip_skip or 1
+
+    def close(self) -> None:
+        """Remove the scratch folder of the temporary sample LoRA."""
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def render(self, prompts: list[SamplePrompt], tensors: Mapping[str, torch.Tensor], folder: Path,
                output_name: str, *, epoch: int | None, step: int) -> list[Path]:

@@ -1,7 +1,9 @@
 """CLI: `python -m webui.training.train_network` with kohya sd-scripts' flags and `--config_file` TOML."""
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
 import signal
 import sys
 import threading
@@ -25,6 +27,7 @@ def cli_sampler_factory(config: TrainingConfig):
         from webui.training.samples import SampleRenderer, read_prompt_file
 
         scratch = Path(tempfile.mkdtemp(prefix="lora-train-"))
+        atexit.register(shutil.rmtree, scratch, True)  # the sample runtime's scratch data goes with the process
         folders = Folders(checkpoints=run.checkpoint.parent, vae=scratch / "VAE", lora=(scratch / "Lora",),
                           embeddings=scratch / "embeddings", outputs=scratch / "outputs", data=scratch)
         runtime = build_runtime(folders, device_config(device=str(run.device)), hashing=False)

@@ -370,3 +370,5 @@ def train(config: TrainingConfig, *, should_stop: Callable[[], bool] = lambda: F
         return run.run(on_saved)
     finally:
         run.network.remove()
+        if run.sampler is not None:
+            run.sampler[0].close()
