@@ -61,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
-    print(result.plan.summary(config.train_batch_size, config.gradient_accumulation_steps,
-                              max(1, result.history.epochs[-1] if result.history.epochs else 1)))
     if result.stopped:
         print(f"stopped; resume with --resume {result.state}")
         return 1

@@ -19,6 +19,7 @@ from webui.networks.keymap import ModelNames
 from webui.processing.model_calls import alphas_cumprod
 from webui.training import outputs
 from webui.training.batches import CaptionOptions, LatentSource, epoch_batches, process_caption
+from webui.training.buckets import format_histogram
 from webui.training.config import TrainingConfig
 from webui.training.dataset import ImageItem, load_dataset
 from webui.training.logs import LossHistory, write_csv, write_plot
@@ -98,6 +99,9 @@ class TrainingRun:
         else:
             self.max_steps = config.max_train_steps
         self.epochs = math.ceil(self.max_steps / per_epoch)
+        log.info("dataset:\n%s\nbuckets (images x repeats per epoch):\n%s\ntraining %d steps (%d epochs)",
+                 self.plan.summary(self.batch_size, config.gradient_accumulation_steps, self.epochs),
+                 format_histogram(self.plan.bucket_counts()), self.max_steps, self.epochs)
         optimizer = make_optimizer(config, groups)
         scheduler = make_scheduler(config, optimizer, self.max_steps)
         # The network is not wrapped in DDP: its forward is never called (the hooks run inside the UNet/CLIP), so
