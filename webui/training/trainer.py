@@ -108,7 +108,8 @@ class TrainingRun:
         # gradients are averaged across processes explicitly in `_clip`; equal seeds give equal initial weights.
         self.optimizer, self.scheduler = self.accelerator.prepare(optimizer, scheduler)
         self.acp = alphas_cumprod(self.components.architecture.scheduler_config()).to(self.device)
-        self.generator = torch.Generator().manual_seed(config.seed if config.seed is not None else 0)
+        # Per-process noise (process 0 keeps the plain seed); the LoRA init above used the same seed everywhere.
+        self.generator = torch.Generator().manual_seed((config.seed or 0) + 7919 * self.accelerator.process_index)
         self.history = LossHistory(window=max(1, per_epoch))
         self.progress.history = self.history
         self.position = Position()
