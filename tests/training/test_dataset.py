@@ -109,3 +109,15 @@ bucket_reso_steps = 32
     subset = plan.subsets[0]
     assert subset.keep_tokens == 1 and subset.shuffle_caption is True
     assert sorted(item.caption for item in plan.items) == ["tagged, b", "zz toy"]
+
+
+def test_loss_history_keeps_kohyas_averages():
+    from webui.training.logs import LossHistory, plot
+
+    history = LossHistory(window=2)
+    for step, (epoch, loss) in enumerate([(1, 1.0), (1, 3.0), (2, 5.0), (2, 7.0)], start=1):
+        history.add(step, epoch, loss, 1e-4, 5e-5)
+    assert history.averages == [1.0, 2.0, 4.0, 6.0]
+    assert history.epoch_running_averages() == [1.0, 2.0, 5.0, 6.0]
+    assert history.epoch_average(2) == 6.0
+    assert plot(history).size == (640, 360)

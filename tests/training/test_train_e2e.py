@@ -62,7 +62,8 @@ def test_outputs_are_named_and_described_like_kohyas(trained):
     samples = sorted(p.name for p in (out / "sample").glob("*.png"))
     assert len(samples) == 2 and samples[0].startswith(f"{NAME}_e000001_00_") and samples[0].endswith("_3.png")
     log = (out / "log" / NAME / "loss.csv").read_text(encoding="utf-8").splitlines()
-    assert log[0].startswith("step,epoch,loss/current,loss/average") and len(log) == 1 + 8
+    assert log[0] == "step,epoch,loss/current,loss/average,loss/epoch_average,lr/unet,lr/textencoder"
+    assert len(log) == 1 + 8
     assert (out / "log" / NAME / "loss.png").is_file()
 
 

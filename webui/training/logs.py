@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from webui.files import atomic_target, atomic_write_bytes
 
-COLUMNS = ("step", "epoch", "loss/current", "loss/average", "lr/unet", "lr/textencoder")
+COLUMNS = ("step", "epoch", "loss/current", "loss/average", "loss/epoch_average", "lr/unet", "lr/textencoder")
 
 
 @dataclass
@@ -37,9 +37,21 @@ class LossHistory:
         values = [loss for loss, e in zip(self.losses, self.epochs, strict=True) if e == epoch]
         return sum(values) / len(values) if values else None
 
+    def epoch_running_averages(self) -> list[float]:
+        """kohya's `loss/epoch_average` at each step: the mean of the epoch's losses so far."""
+        out: list[float] = []
+        total, count, current = 0.0, 0, None
+        for loss, epoch in zip(self.losses, self.epochs, strict=True):
+            if epoch != current:
+                total, count, current = 0.0, 0, epoch
+            total, count = total + loss, count + 1
+            out.append(total / count)
+        return out
+
     def rows(self) -> list[tuple]:
-        return [(s, e, f"{loss:.6f}", f"{a:.6f}", f"{u:.3e}", f"{t:.3e}") for s, e, loss, a, (u, t)
-                in zip(self.steps, self.epochs, self.losses, self.averages, self.lrs, strict=True)]
+        return [(s, e, f"{loss:.6f}", f"{a:.6f}", f"{ea:.6f}", f"{u:.3e}", f"{t:.3e}") for s, e, loss, a, ea, (u, t)
+                in zip(self.steps, self.epochs, self.losses, self.averages, self.epoch_running_averages(), self.lrs,
+                       strict=True)]
 
     def to_state(self) -> dict:
         return {"window": self.window, "steps": self.steps, "epochs": self.epochs, "losses": self.losses,
@@ -71,7 +83,8 @@ def _polyline(draw: ImageDraw.ImageDraw, values: list[float], box: tuple[int, in
 
 
 def plot(history: LossHistory, width: int = 640, height: int = 360) -> Image.Image:
-    """Loss (grey: per step, blue: moving average) on top, the UNet learning rate below."""
+    """Loss (grey: per step, blue: moving average, green: epoch average, epochs split by light lines) on top, the
+    UNet learning rate below."""
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     loss_box = (50, 20, width - 10, int(height * 0.62))
@@ -80,7 +93,13 @@ def plot(history: LossHistory, width: int = 640, height: int = 360) -> Image.Ima
         draw.rectangle(box, outline="#999999")
     if history.losses:
         low, high = min(history.losses), max(history.losses)
+        count = len(history.losses)
+        for index in range(1, count):  # epoch boundaries
+            if history.epochs[index] != history.epochs[index - 1]:
+                x = loss_box[0] + (loss_box[2] - loss_box[0]) * index / max(1, count - 1)
+                draw.line([(x, loss_box[1]), (x, loss_box[3])], fill="#e4e4e4")
         _polyline(draw, history.losses, loss_box, "#bbbbbb", low, high)
+        _polyline(draw, history.epoch_running_averages(), loss_box, "#2a9d5c", low, high)
         _polyline(draw, history.averages, loss_box, "#1f5fd6", low, high)
         draw.text((5, loss_box[1]), f"{high:.3f}", fill="black")
         draw.text((5, loss_box[3] - 10), f"{low:.3f}", fill="black")
