@@ -49,6 +49,8 @@ def test_bad_options_are_a_400_and_the_app_keeps_serving(client_and_runtime, tmp
     client, _ = client_and_runtime
     response = client.post("/sdapi/v1/train/lora", json={"train_data_dir": str(tmp_path), "network_dimm": 4})
     assert response.status_code in (400, 422) and "network_dimm" in response.text
+    response = client.post("/sdapi/v1/train/lora", json={"train_data_dir": str(tmp_path), "output_dir": "/etc"})
+    assert response.status_code == 400 and "outside" in response.text
     (tmp_path / "empty").mkdir()
     client.post("/sdapi/v1/train/lora", json={"train_data_dir": str(tmp_path / "empty"), "resolution": 64})
     _wait_for(lambda: not client.get("/sdapi/v1/train/lora").json()["running"])

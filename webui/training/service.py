@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from webui.errors import UserInputError
+from webui.paths import resolve_inside
 from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
 from webui.training.config import TrainingConfig, config_from_dict
@@ -57,7 +58,11 @@ class TrainingService:
                 raise UserInputError("no checkpoint to train on: put one into models/Stable-diffusion")
             name = info.name
         values["pretrained_model_name_or_path"] = str(self.runtime.registry.find(name).path)
-        values.setdefault("output_dir", str(self.runtime.folders.lora[0]))
+        # Files the app writes stay inside its LoRA folders, whoever asks (UI, API).
+        lora_root = self.runtime.folders.lora[0]
+        values["output_dir"] = str(resolve_inside(lora_root, str(values.get("output_dir") or ".")))
+        if values.get("logging_dir"):
+            values["logging_dir"] = str(resolve_inside(Path(values["output_dir"]), str(values["logging_dir"])))
         return config_from_dict(values)
 
     def start(self, options: dict[str, Any]) -> dict[str, Any]:
