@@ -1,6 +1,7 @@
 """The Train tab: Parameters (kohya options, presets, step count) and Run (start, stop, resume, live plots)."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +94,11 @@ def build_train(runtime: Runtime) -> None:
     service = training_service(runtime)
     data_dir = runtime.folders.data
     with gr.Tabs(elem_id="train_tabs"):
-        # --- Dataset and Tagging sub-tabs: build_dataset_tabs(runtime) from webui/ui/train_dataset_tab.py is
-        # --- called here when that module is present (wired after merging).
-        try:
+        # ---- Dataset and Tagging sub-tabs go HERE: build_dataset_tabs(runtime) from webui/ui/train_dataset_tab.py,
+        # ---- called when that module is in the tree (an import error inside it is not hidden).
+        if importlib.util.find_spec("webui.ui.train_dataset_tab") is not None:
             from webui.ui.train_dataset_tab import build_dataset_tabs  # type: ignore[import-not-found]
-        except ImportError:
-            build_dataset_tabs = None
-        if build_dataset_tabs is not None:
+
             build_dataset_tabs(runtime)
         with gr.Tab(t("Parameters"), id="train_parameters", elem_id="tab_train_parameters"):
             with gr.Row():
