@@ -97,7 +97,7 @@ def build_train(runtime: Runtime) -> None:
         # ---- Dataset and Tagging sub-tabs go HERE: build_dataset_tabs(runtime) from webui/ui/train_dataset_tab.py,
         # ---- called when that module is in the tree (an import error inside it is not hidden).
         if importlib.util.find_spec("webui.ui.train_dataset_tab") is not None:
-            from webui.ui.train_dataset_tab import build_dataset_tabs  # type: ignore[import-not-found]
+            from webui.ui.train_dataset_tab import build_dataset_tabs
 
             build_dataset_tabs(runtime)
         with gr.Tab(t("Parameters"), id="train_parameters", elem_id="tab_train_parameters"):
