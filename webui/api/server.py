@@ -18,6 +18,7 @@ from webui.api.img2img_routes import add_img2img_routes
 from webui.api.interrogate_routes import add_interrogate_routes
 from webui.api.routes_control import add_control_routes
 from webui.api.routes_models import add_model_routes
+from webui.api.train_routes import add_training_routes
 from webui.processing.runtime import Runtime
 
 API_PREFIX = "/sdapi/v1"
@@ -38,6 +39,7 @@ def build_api_router(runtime: Runtime, flags: dict[str, Any] | None = None,
     add_model_routes(router, runtime)
     add_control_routes(router, runtime, flags or {})
     add_interrogate_routes(router, runtime)
+    add_training_routes(router, runtime)
     return router
 
 

@@ -1,1 +1,1 @@
-"""LoRA training: dataset preparation, tagging, caption editing and the trainer."""
+"""LoRA training with kohya sd-scripts semantics: dataset preparation, tagging, caption editing, trainer, outputs."""

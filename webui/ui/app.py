@@ -93,6 +93,11 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
 
                 with gr.Tab(t("Extras"), id="extras", elem_id="tab_extras"):
                     extras_image = build_extras(runtime)
+            if has_module("webui.training.trainer"):
+                from webui.ui.train_tab import build_train
+
+                with gr.Tab(t("Train"), id="train", elem_id="tab_train"):
+                    build_train(runtime)
             with gr.Tab(t("PNG Info"), id="pnginfo", elem_id="tab_pnginfo"):
                 png_image, png_infotext, png_to_txt2img, png_to_img2img = build_pnginfo()
             with gr.Tab(t("Checkpoint Merger"), id="modelmerger", elem_id="tab_modelmerger"):

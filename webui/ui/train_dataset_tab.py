@@ -1,10 +1,6 @@
 """Train → Dataset and Tagging sub-tabs: build kohya's folder layout from photos, caption them, edit the tags."""
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -12,72 +8,39 @@ import gradio as gr
 from webui.errors import UserInputError
 from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
+from webui.training.buckets import BucketSettings
 from webui.training.captioning import make_captioner
+from webui.training.dataset import folder_subsets, scan
 from webui.training.interrogate import Interrogator
 from webui.training.preprocess import CropMode, PreprocessOptions, image_files, preprocess_images, subset_folder_name
 from webui.training.tagger import DEFAULT_CHARACTER_THRESHOLD, DEFAULT_GENERAL_THRESHOLD, TagSettings
-from webui.training.tags import join_tags, read_caption
 from webui.ui.i18n import t
 from webui.ui.train_tagging_tab import build_tagging_tab, model_choices
 
 NO_CAPTIONS = "None (class tokens become the caption)"
 PREVIEW_LIMIT = 200  # images shown in the preview gallery; counts always cover the whole folder
-SUBSET_NAME = re.compile(r"^(\d+)_(.+)$")
-
-
-@dataclass(frozen=True)
-class StepEstimate:
-    images: int
-    images_x_repeats: int
-    steps_per_epoch: int
-    total_steps: int
-
-
-def local_step_estimate(subsets: Sequence[tuple[int, int]], batch_size: int, epochs: int) -> StepEstimate:
-    """images × repeats → steps: the plain count (no bucket rounding), until the dataset module's count replaces it."""
-    images = sum(count for count, _ in subsets)
-    weighted = sum(count * repeats for count, repeats in subsets)
-    per_epoch = math.ceil(weighted / max(1, batch_size))
-    return StepEstimate(images, weighted, per_epoch, per_epoch * max(1, epochs))
-
-
-def subset_folders(train_data_dir: Path) -> list[tuple[Path, int, str]]:
-    """(folder, repeats, class tokens) of the `<repeats>_<tokens>` folders; kohya's hint for the classic mistake."""
-    if not train_data_dir.is_dir():
-        raise UserInputError(f"{train_data_dir} is not a folder")
-    found = []
-    for folder in sorted(train_data_dir.iterdir()):
-        match = SUBSET_NAME.match(folder.name)
-        if folder.is_dir() and match and int(match.group(1)) > 0:
-            found.append((folder, int(match.group(1)), match.group(2)))
-    if not found:
-        if SUBSET_NAME.match(train_data_dir.name) and image_files(train_data_dir):
-            raise UserInputError(f"No data found: {train_data_dir.name} is an image folder itself. The training "
-                                 f"folder (train_data_dir) must be its parent, {train_data_dir.parent}")
-        raise UserInputError(f"No <repeats>_<name> folders (like 10_sks dog) in {train_data_dir}")
-    return found
 
 
 def dataset_overview(train_data_dir: str, batch_size: float, epochs: float) -> tuple[str, list[tuple[str, str]]]:
-    """A Markdown table of images × repeats → steps, and the gallery items (image, caption or class tokens)."""
-    subsets = subset_folders(Path(train_data_dir.strip()))
-    rows: list[str] = []
-    gallery: list[tuple[str, str]] = []
-    counts: list[tuple[int, int]] = []
-    for folder, repeats, tokens in subsets:
-        images = image_files(folder)
-        counts.append((len(images), repeats))
-        captioned = sum(1 for image in images if image.with_suffix(".txt").is_file())
-        rows.append(f"| {folder.name} | {len(images)} | {repeats} | {len(images) * repeats} | {captioned} |")
-        for image in images:
-            if len(gallery) < PREVIEW_LIMIT:
-                gallery.append((str(image), join_tags(read_caption(image.with_suffix(".txt"))) or tokens))
-    estimate = local_step_estimate(counts, int(batch_size or 1), int(epochs or 1))
+    """A Markdown table of images × repeats → steps (the trainer's own count), and the gallery (image, caption)."""
+    subsets, warnings = folder_subsets(Path(train_data_dir.strip()))
+    plan = scan(subsets, BucketSettings(), warnings)
+    batch, epoch_count = int(batch_size or 1), int(epochs or 1)
+    rows = []
+    for subset in plan.subsets:
+        items = [item for item in plan.items if item.subset is subset]
+        captioned = sum(1 for item in items if item.path.with_suffix(subset.caption_extension).is_file())
+        rows.append(f"| {subset.image_dir.name} | {len(items)} | {subset.num_repeats} | "
+                    f"{len(items) * subset.num_repeats} | {captioned} |")
+    gallery = [(str(item.path), item.caption) for item in plan.items[:PREVIEW_LIMIT]]
     table = "\n".join(["| folder | images | repeats | images × repeats | captions |", "|---|---|---|---|---|", *rows])
-    summary = (f"**{estimate.images} images, {estimate.images_x_repeats} per epoch (images × repeats) → "
-               f"{estimate.steps_per_epoch} steps per epoch at batch size {int(batch_size or 1)} → "
-               f"{estimate.total_steps} steps in {int(epochs or 1)} epoch(s).**")
-    return f"{summary}\n\n{table}", gallery
+    per_epoch = plan.batches_per_epoch(batch)
+    summary = (f"**{len(plan.train_items)} images, {plan.num_train_images} per epoch (images × repeats) → "
+               f"{per_epoch} steps per epoch at batch size {batch} → "
+               f"{plan.total_steps(batch, 1, epoch_count)} steps in {epoch_count} epoch(s).**")
+    skipped = "".join(f"\n- skipped {p.path.name}: {p.reason}" for p in plan.problems)
+    notes = "".join(f"\n- {w}" for w in plan.warnings)
+    return f"{summary}\n\n{table}{skipped}{notes}", gallery
 
 
 def create_dataset(interrogator: Interrogator, uploads: list[str] | None, source_folder: str, train_data_dir: str,
