@@ -14,6 +14,7 @@ from PIL import Image
 from webui.conditioning.embeddings import EMBEDDING_SUFFIXES
 from webui.errors import UserInputError
 from webui.networks.library import find_preview
+from webui.paths import model_files
 from webui.processing.runtime import Runtime
 
 THUMBNAIL = (150, 200)
@@ -98,8 +99,8 @@ def embedding_cards(runtime: Runtime) -> list[Card]:
     if not folder.is_dir():
         return []
     cards = []
-    for path in sorted(folder.rglob("*"), key=lambda p: p.name.lower()):
-        if path.is_file() and path.suffix.lower() in EMBEDDING_SUFFIXES and ".preview." not in path.name:
+    for path in sorted(model_files(folder, EMBEDDING_SUFFIXES), key=lambda p: p.name.lower()):
+        if ".preview." not in path.name:
             cards.append(Card("embedding", path.stem, _folder_of(path, [folder]), path.stem, "TI", False,
                               f"Embedding {path.name}", find_preview(path)))
     return cards
@@ -186,8 +187,7 @@ def set_card_preview(runtime: Runtime, kind: str, name: str, image: Image.Image)
     if kind == "lora":
         path = runtime.loras.resolve(name).path
     elif kind == "embedding":
-        matches = [p for p in runtime.embeddings.folder.rglob("*")
-                   if p.is_file() and p.stem == name and p.suffix.lower() in EMBEDDING_SUFFIXES]
+        matches = [p for p in model_files(runtime.embeddings.folder, EMBEDDING_SUFFIXES) if p.stem == name]
         if not matches:
             raise UserInputError(f"No embedding named {name!r}")
         path = matches[0]
