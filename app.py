@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.run(api_only_app(router), host=host, port=args.port or 7861, log_level="info")
         return 0
     from webui.ui.app import build_ui, launch_options
+    from webui.ui.login_guard import guarded_app_kwargs
 
     demo = build_ui(runtime)
     ui_options = launch_options(args.theme, localization=runtime.settings.current.localization)
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     # app right after it starts, and block_thread() then waits just as a blocking launch() would.
     app, _, _ = demo.queue(default_concurrency_limit=1).launch(
         server_name=host, server_port=args.port or 7860, share=args.share, auth=parse_auth(args.gradio_auth),
-        inbrowser=args.autolaunch, show_error=True, prevent_thread_lock=True, **ui_options)
+        inbrowser=args.autolaunch, show_error=True, prevent_thread_lock=True, app_kwargs=guarded_app_kwargs(),
+        **ui_options)
     if router is not None:
         from webui.api.server import attach_api
 
