@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from webui.errors import UserInputError
+from webui.files import atomic_write_text, read_with_backup
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ class Settings(BaseModel):
     localization: str = Field("Auto", pattern="^(Auto|None|en|zh-CN)$")  # Auto (A1111: None) = the browser language
 
 
+def _parse_config(raw: bytes) -> dict[str, Any]:
+    data = json.loads(raw.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("config.json does not hold a table of settings")
+    return data
+
+
 class SettingsStore:
     """Holds the current Settings and writes them back to config.json on every change."""
 
@@ -54,12 +62,11 @@ class SettingsStore:
         return self._settings
 
     def _read(self) -> Settings:
-        if not self.path.is_file():
-            return Settings()
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            log.warning("Ignoring unreadable %s: %s", self.path, error)
+        data, note = read_with_backup(self.path, _parse_config)
+        self.load_note = note or ""  # shown in the Settings tab; "" when config.json itself was read
+        if note:
+            log.warning("%s", note)
+        if not isinstance(data, dict):
             return Settings()
         known = {k: v for k, v in data.items() if k in Settings.model_fields}
         try:
@@ -79,6 +86,6 @@ class SettingsStore:
             except ValidationError as error:
                 raise UserInputError(f"Invalid setting: {error.errors()[0].get('msg')}") from None
             self._settings = updated
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(updated.model_dump(), indent=2), encoding="utf-8")
+            # temp file + fsync + rename, keeping the previous good copy as config.json.bak for _read
+            atomic_write_text(self.path, json.dumps(updated.model_dump(), indent=2), keep_backup=True)
             return updated

@@ -13,6 +13,7 @@ from PIL import Image
 
 from webui.conditioning.embeddings import EMBEDDING_SUFFIXES
 from webui.errors import UserInputError
+from webui.files import atomic_target
 from webui.networks.library import find_preview
 from webui.paths import model_files
 from webui.processing.runtime import Runtime
@@ -197,5 +198,6 @@ def set_card_preview(runtime: Runtime, kind: str, name: str, image: Image.Image)
     for old in (path.with_suffix(".png"),):  # a plain <stem>.png would win over the new preview; keep it as .bak
         if old.is_file():
             old.replace(old.with_suffix(".png.bak"))
-    image.convert("RGB").save(target)
+    with atomic_target(target) as partial:  # a crash mid-write never leaves a broken preview
+        image.convert("RGB").save(partial, format=Image.registered_extensions().get(target.suffix.lower(), "PNG"))
     return target
