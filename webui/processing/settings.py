@@ -7,10 +7,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from webui.errors import UserInputError
 from webui.files import atomic_write_text, read_with_backup
+from webui.processing.request import EMPHASIS_MODES
+from webui.sampling.names import resolve_sampler
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +20,7 @@ log = logging.getLogger(__name__)
 class Settings(BaseModel):
     """Option names follow A1111's `config.json`; extend here, never with ad-hoc dicts elsewhere."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     sd_model_checkpoint: str | None = None
     sd_vae: str = "Automatic"
@@ -40,6 +42,19 @@ class Settings(BaseModel):
     save_to_dirs: bool = True
     outdir_samples: str = ""  # one folder for every mode's images; relative to (and kept inside) the data folder
     localization: str = Field("Auto", pattern="^(Auto|None|en|zh-CN)$")  # Auto (A1111: None) = the browser language
+
+    # Checked when stored (POST /options, the Settings tab), not when the next generation trips over them.
+    @field_validator("emphasis")
+    @classmethod
+    def _known_emphasis(cls, value: str) -> str:
+        if value not in EMPHASIS_MODES:
+            raise ValueError(f"unknown emphasis mode {value!r}; use one of {', '.join(EMPHASIS_MODES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _known_default_sampler(self) -> "Settings":
+        resolve_sampler(self.default_sampler_name, self.default_scheduler)  # UnknownSamplerError is a ValueError
+        return self
 
 
 def _parse_config(raw: bytes) -> dict[str, Any]:
@@ -72,8 +87,13 @@ class SettingsStore:
         try:
             return Settings(**known)
         except ValidationError as error:
-            log.warning("Ignoring invalid values in %s: %s", self.path, error)
-            return Settings()
+            # Keep every good value; only the invalid ones fall back to their defaults.
+            bad = {str(item["loc"][0]) for item in error.errors() if item.get("loc")}
+            log.warning("Ignoring invalid values in %s: %s", self.path, ", ".join(sorted(bad)) or error)
+            try:
+                return Settings(**{k: v for k, v in known.items() if k not in bad})
+            except ValidationError:
+                return Settings()
 
     def update(self, changes: dict[str, Any]) -> Settings:
         """Validate all changes first; apply none of them if any is wrong."""
