@@ -22,6 +22,13 @@ INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 
 
+def known_emphasis(value: str) -> str:
+    """`value` if it is one of EMPHASIS_MODES; the ValueError lists them."""
+    if value not in EMPHASIS_MODES:
+        raise ValueError(f"unknown emphasis mode {value!r}; use one of {', '.join(EMPHASIS_MODES)}")
+    return value
+
+
 def _checked_prompt(value: str) -> str:
     """A prompt within the documented limits (webui/prompts/limits.py); the message names the limit."""
     problem = prompt_problem(value)
@@ -84,9 +91,7 @@ class GenerationRequest(BaseModel):
     @field_validator("emphasis")
     @classmethod
     def _known_emphasis(cls, value: str) -> str:
-        if value not in EMPHASIS_MODES:
-            raise ValueError(f"unknown emphasis mode {value!r}; use one of {', '.join(EMPHASIS_MODES)}")
-        return value
+        return known_emphasis(value)
 
     @model_validator(mode="after")
     def _known_sampler(self) -> "GenerationRequest":

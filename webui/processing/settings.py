@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from webui.errors import UserInputError
 from webui.files import atomic_write_text, read_with_backup
-from webui.processing.request import EMPHASIS_MODES
+from webui.processing.request import known_emphasis
 from webui.sampling.names import resolve_sampler
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,7 @@ class Settings(BaseModel):
     @field_validator("emphasis")
     @classmethod
     def _known_emphasis(cls, value: str) -> str:
-        if value not in EMPHASIS_MODES:
-            raise ValueError(f"unknown emphasis mode {value!r}; use one of {', '.join(EMPHASIS_MODES)}")
-        return value
+        return known_emphasis(value)
 
     @model_validator(mode="after")
     def _known_default_sampler(self) -> "Settings":
