@@ -112,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 
         from webui.api.server import api_only_app
 
-        uvicorn.run(api_only_app(router), host=host, port=args.port or 7861, log_level="info")
+        from webui.processing.shutdown import stopping_handler
+
+        server = uvicorn.Server(uvicorn.Config(api_only_app(router), host=host, port=args.port or 7861,
+                                               log_level="info", timeout_graceful_shutdown=2))
+        # uvicorn installs server.handle_exit for SIGTERM/SIGINT: interrupt the running job before it waits on it.
+        server.handle_exit = stopping_handler(runtime.queue, server.handle_exit)  # type: ignore[method-assign]
+        server.run()
         return 0
     from webui.ui.app import build_ui, launch_options
     from webui.ui.login_guard import guarded_app_kwargs
@@ -130,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 
         attach_api(app, router)
         log.info("API at %s/sdapi/v1 (docs at /docs)", demo.local_url.rstrip("/"))
+    from webui.processing.shutdown import stop_jobs_on_signals
+
+    stop_jobs_on_signals(runtime.queue)  # SIGTERM interrupts the running job, then the server closes
     demo.block_thread()
     return 0
 

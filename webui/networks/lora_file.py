@@ -123,6 +123,22 @@ class LoraFile:
             return ""
         return file_hash(self.path)
 
+    @cached_property
+    def peak_delta(self) -> float:
+        """An upper estimate of the largest weight change at multiplier 1: γ·rank·Π max|tensor| over each patch.
+
+        Real files stay far below 100; a file with weights near 1e30 gives inf here, and its merge would give
+        NaN/Inf weights and black pictures.
+        """
+        peak = 0.0
+        for patch in self.modules.values():
+            product = abs(patch.gamma()) * (patch.rank() or 1)
+            for tensor in patch.tensors():
+                if tensor is not patch.dora_scale and tensor.numel():
+                    product *= float(tensor.abs().max())
+            peak = max(peak, product)
+        return peak
+
     @property
     def short_hash(self) -> str:
         """The 12-hex form used in `Lora hashes:` infotext."""

@@ -10,6 +10,8 @@ from webui.prompts import ExtraNetworkTag
 
 # Real multipliers stay within ±5; far beyond, merged weights overflow (NaN/Inf, black pictures).
 MAX_LORA_MULTIPLIER = 100.0
+# Beyond this estimated weight change (LoraFile.peak_delta × multiplier) a merge overflows or saturates the model.
+MAX_WEIGHT_CHANGE = 1e6
 
 
 @dataclass
@@ -41,6 +43,11 @@ def activate_networks(model: LoadedModel, library: LoraLibrary, tags: tuple[Extr
         if not all(math.isfinite(w) and abs(w) <= MAX_LORA_MULTIPLIER for w in weights):
             result.warnings.append(f"LoRA {tag.name} skipped: its multiplier is outside ±{MAX_LORA_MULTIPLIER:g} "
                                    f"(it would overflow the weights and give a black or NaN picture)")
+            continue
+        peak = lora.peak_delta * max(abs(w) for w in weights)
+        if not math.isfinite(peak) or peak > MAX_WEIGHT_CHANGE:
+            result.warnings.append(f"LoRA {tag.name} skipped: at this multiplier it would change weights by up to "
+                                   f"{peak:.3g} (limit {MAX_WEIGHT_CHANGE:g}), which gives NaN/Inf or black pictures")
             continue
         stack.append((lora, *weights))
     report = model.lora_patcher().apply(stack)
