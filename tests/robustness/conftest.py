@@ -21,8 +21,9 @@ def robust_runtime(tmp_path_factory) -> Runtime:
     root = tmp_path_factory.mktemp("robust")
     good = write_demo_lora(root / "Lora" / "good.safetensors")
     # The same LoRA with weights near 1e30: its merge overflows to Inf/NaN (black pictures).
-    save_file({key: value * 1e30 for key, value in load_file(str(good)).items()}, str(root / "Lora" / "huge.safetensors"))
-    save_model(compact_model(scale=4, num_feat=16, num_conv=4), root / "ESRGAN" / "slow-x4.pth")
+    huge = {key: value * 1e30 for key, value in load_file(str(good)).items()}
+    save_file(huge, str(root / "Lora" / "huge.safetensors"))
+    save_model(compact_model(scale=4, num_feat=32, num_conv=8), root / "ESRGAN" / "slow-x4.pth")
     folders = Folders(checkpoints=DEFAULT_CHECKPOINT.parent, vae=root / "VAE", lora=(root / "Lora",),
                       embeddings=root / "embeddings", outputs=root / "outputs", data=root,
                       upscalers=(root / "ESRGAN",))

@@ -8,9 +8,10 @@ import torch
 
 from webui.processing.jobs import JobState
 
-# Module depth that gets a check: "down_blocks.0.attentions.0" (UNet), "decoder.up_blocks.0.resnets.1" (VAE),
-# "text_model.encoder.layers.3" (CLIP). One 8192-px hires step or VAE pass runs through dozens of them.
-HOOK_DEPTH = 4
+# Module depth that gets a check: deep enough to reach every attention, feed-forward and resnet
+# ("down_blocks.0.attentions.0.transformer_blocks.0.attn1", "decoder.up_blocks.0.resnets.1",
+# "text_model.encoder.layers.3"), so a single long step or VAE pass is cut within one of them.
+HOOK_DEPTH = 6
 
 
 def _blocks(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
