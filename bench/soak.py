@@ -53,8 +53,8 @@ def random_job(rng: random.Random) -> dict:
 
 
 def soak(url: str, pid: int, jobs: int, rng: random.Random) -> dict:
-    counts = {"jobs": 0, "5xx": 0, "other_errors": 0, "bad_inputs": 0, "bad_input_5xx": 0, "interrupts": 0,
-              "skips": 0, "refreshes": 0, "option_writes": 0}
+    counts: dict[str, float] = {"jobs": 0, "5xx": 0, "other_errors": 0, "bad_inputs": 0, "bad_input_5xx": 0,
+                                "interrupts": 0, "skips": 0, "refreshes": 0, "option_writes": 0}
     rss: list[int] = []
     durations: list[float] = []
     session = requests.Session()

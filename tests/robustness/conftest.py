@@ -1,6 +1,8 @@
 """An in-process API (the real router over a demo-model runtime) with a good LoRA, an absurd one and an upscaler."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -33,6 +35,6 @@ def robust_runtime(tmp_path_factory) -> Runtime:
 
 
 @pytest.fixture(scope="session")
-def client(robust_runtime) -> TestClient:
+def client(robust_runtime) -> Iterator[TestClient]:
     with TestClient(api_only_app(build_api_router(robust_runtime))) as test_client:
         yield test_client
