@@ -48,6 +48,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     refused = failures = 0
     worst = (0.0, 0)  # (seconds per character, length)
+    worst_prompt = ""
     for _ in tqdm(range(args.runs), unit="prompt", mininterval=2.0):
         prompt = random_prompt(rng, args.max_pieces)
         steps = rng.randint(1, 150)
@@ -64,9 +65,9 @@ def main() -> int:
                 handle.write(f"{type(error).__name__}: {error}\t{prompt!r}\n")
         elapsed = time.perf_counter() - started
         if len(prompt) > 100 and elapsed / len(prompt) > worst[0]:
-            worst = (elapsed / len(prompt), len(prompt))
+            worst, worst_prompt = (elapsed / len(prompt), len(prompt)), prompt
     print(f"{args.runs} prompts: {failures} failures, {refused} refused by the limits; slowest "
-          f"{worst[0] * 1e6:.1f} µs/char (at {worst[1]} chars)")
+          f"{worst[0] * 1e6:.1f} µs/char (at {worst[1]} chars: {worst_prompt[:200]!r})")
     return 1 if failures else 0
 
 

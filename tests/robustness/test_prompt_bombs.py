@@ -63,3 +63,16 @@ def test_parse_time_grows_linearly(family):
     # 8x the text: linear is ~8, quadratic ~64; the margin absorbs a noisy shared machine.
     assert ratio < 32, f"{family}: 8x longer took {ratio:.1f}x as long"
     assert _seconds(large) < 10.0
+
+
+def test_alternations_that_change_the_text_at_every_step_are_bounded(client):
+    # Alternations of 2, 3, 5 and 7 options: 210 different 32 KB texts over 500 steps, each to be weighed and encoded.
+    prompt = "[a|b] [c|d|e] [f|g|h|i|j] [k|l|m|n|o|p|q] " + "(x) " * 8000
+    assert prompt_problem(prompt) is None
+    started = time.perf_counter()
+    answer = client.post("/sdapi/v1/txt2img", json={**SMALL, "prompt": prompt, "steps": 500})
+    assert answer.status_code == 400 and "MAX_SCHEDULED_CHARS" in answer.json()["detail"], answer.text[:300]
+    assert time.perf_counter() - started < 5.0
+    parse_started = time.perf_counter()
+    parse_prompt("[a|b] " + "(x) " * 8000, 500)  # two texts alternating: weighed once each, not 500 times
+    assert time.perf_counter() - parse_started < 3.0
