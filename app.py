@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         server = uvicorn.Server(uvicorn.Config(api_only_app(router), host=host, port=args.port or 7861,
                                                log_level="info", timeout_graceful_shutdown=2))
         # uvicorn installs server.handle_exit for SIGTERM/SIGINT: interrupt the running job before it waits on it.
-        server.handle_exit = stopping_handler(runtime.queue, server.handle_exit)  # type: ignore[method-assign]
+        server.handle_exit = stopping_handler(runtime.queue, server.handle_exit)  # type: ignore[method-assign,assignment]
         server.run()
         return 0
     from webui.ui.app import build_ui, launch_options

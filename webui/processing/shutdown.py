@@ -17,9 +17,9 @@ HARD_EXIT_AFTER_S = 5.0
 Handler = Callable[[int, FrameType | None], object]
 
 
-def stopping_handler(queue: GenerationQueue, then: Handler | None) -> Handler:
+def stopping_handler(queue: GenerationQueue, then: Handler | None) -> Callable[[int, FrameType | None], None]:
     """A signal handler that interrupts every job, arms a hard-exit timer, then calls `then` (the server's)."""
-    def handle(signum: int, frame: FrameType | None) -> object:
+    def handle(signum: int, frame: FrameType | None) -> None:
         told = queue.interrupt_all()
         log.info("Signal %s: interrupting %d job(s) and shutting down", signum, told)
         timer = threading.Timer(HARD_EXIT_AFTER_S, os._exit, args=(0,))
@@ -27,7 +27,7 @@ def stopping_handler(queue: GenerationQueue, then: Handler | None) -> Handler:
         timer.start()
         if then is None:
             raise KeyboardInterrupt  # the main thread's wait loop (Gradio's block_thread) closes the server
-        return then(signum, frame)
+        then(signum, frame)
 
     return handle
 
