@@ -29,14 +29,16 @@ def hostile_server(tmp_path_factory):
     token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     running = start_server(root, "--api", "--gradio-auth", f"{USER}:{PASSWORD}", "--esrgan-models-path",
                            str(root / "esrgan"), probe="/sdapi/v1/sd-models", auth_header=f"Basic {token}")
-    running.outside = outside  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 120
-    while requests.get(running.url + "/sdapi/v1/sd-models", timeout=30).status_code == 404:
-        assert time.monotonic() < deadline, "the API never joined the Gradio server"  # attached just after launch
-        time.sleep(0.2)
-    # The first checkpoint by name is a corrupt corpus file: pick the demo model, as a user would.
-    chosen = requests.post(running.url + "/sdapi/v1/options", json={"sd_model_checkpoint": "demo-shapes.safetensors"},
-                           timeout=120)
-    assert chosen.status_code == 200, chosen.text
-    yield running
-    running.stop()
+    try:
+        running.outside = outside  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 120
+        while requests.get(running.url + "/sdapi/v1/sd-models", timeout=30).status_code == 404:
+            assert time.monotonic() < deadline, "the API never joined the Gradio server"  # attached just after launch
+            time.sleep(0.2)
+        # The first checkpoint by name is a corrupt corpus file: pick the demo model, as a user would.
+        chosen = requests.post(running.url + "/sdapi/v1/options",
+                               json={"sd_model_checkpoint": "demo-shapes.safetensors"}, timeout=120)
+        assert chosen.status_code == 200, chosen.text
+        yield running
+    finally:
+        running.stop()  # also when a check above fails
