@@ -157,9 +157,16 @@ def main(argv: list[str] | None = None) -> int:
 
         from webui.api.server import api_only_app
 
-        uvicorn.run(api_only_app(router), host=host, port=args.port or 7861, log_level="info")
+        from webui.processing.shutdown import stopping_handler
+
+        server = uvicorn.Server(uvicorn.Config(api_only_app(router), host=host, port=args.port or 7861,
+                                               log_level="info", timeout_graceful_shutdown=2))
+        # uvicorn installs server.handle_exit for SIGTERM/SIGINT: interrupt the running job before it waits on it.
+        server.handle_exit = stopping_handler(runtime.queue, server.handle_exit)  # type: ignore[method-assign,assignment]
+        server.run()
         return 0
     from webui.ui.app import build_ui, launch_options
+    from webui.ui.login_guard import guarded_app_kwargs
 
     demo = build_ui(runtime)
     ui_options = launch_options(args.theme, localization=runtime.settings.current.localization)
@@ -167,12 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     # app right after it starts, and block_thread() then waits just as a blocking launch() would.
     app, _, _ = demo.queue(default_concurrency_limit=1).launch(
         server_name=host, server_port=args.port or 7860, share=args.share, auth=parse_auth(args.gradio_auth),
-        inbrowser=args.autolaunch, show_error=True, prevent_thread_lock=True, **ui_options)
+        inbrowser=args.autolaunch, show_error=True, prevent_thread_lock=True, app_kwargs=guarded_app_kwargs(),
+        **ui_options)
     if router is not None:
         from webui.api.server import attach_api
 
         attach_api(app, router)
         log.info("API at %s/sdapi/v1 (docs at /docs)", demo.local_url.rstrip("/"))
+    from webui.processing.shutdown import stop_jobs_on_signals
+
+    stop_jobs_on_signals(runtime.queue)  # SIGTERM interrupts the running job, then the server closes
     demo.block_thread()
     return 0
 

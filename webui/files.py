@@ -5,6 +5,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".partial"
@@ -61,12 +62,37 @@ def atomic_write_text(path: str | Path, text: str, *, keep_backup: bool = False,
     atomic_write_bytes(path, text.encode(encoding), keep_backup=keep_backup)
 
 
+def remove_stale_partials(path: str | Path) -> int:
+    """Delete temporary files of `path` (and of its .bak) left by writers that died (kill -9, power cut)."""
+    target = Path(path)
+    removed = 0
+    for name in (target.name, target.name + BACKUP_SUFFIX):
+        for partial in target.parent.glob(f"{glob_escape(name)}{PARTIAL_SUFFIX}.*"):
+            pid = partial.name.rsplit(".", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                partial.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists but belongs to someone else
+    return True
+
+
 def read_with_backup(path: str | Path, parse: Callable[[bytes], object]) -> tuple[object | None, str | None]:
     """Parse `path`, or its `.bak` copy when the main file is missing, empty or unreadable.
 
     Returns (value, note): value is None when neither parses; note says which copy was used and why, for the log/UI.
+    Temporary files of writers that died are removed first.
     """
     target = Path(path)
+    remove_stale_partials(target)
     problem = None
     if target.is_file():
         try:

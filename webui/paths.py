@@ -1,6 +1,7 @@
 """Default folders and the one function that keeps user-given names inside them."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 from webui.errors import PathOutsideRootError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ def model_files(root: Path, suffixes: tuple[str, ...] | frozenset[str]) -> list[
     """Files under `root` (recursively, folders and names sorted) with one of `suffixes` (lower case, with the dot).
 
     Files whose real location leaves `root` (symlinks) are left out, so a user-chosen name can only ever pick a
-    file that really lies in the model folder.
+    file that really lies in the model folder. Names that are not valid UTF-8 (kept by Python as lone surrogates)
+    are left out with a log line: they could not be shown in the UI, sent as JSON or typed in a prompt.
     """
     if not Path(root).is_dir():
         return []
@@ -55,6 +58,21 @@ def model_files(root: Path, suffixes: tuple[str, ...] | frozenset[str]) -> list[
         dirs.sort()
         for filename in sorted(files):
             path = Path(folder) / filename
-            if path.suffix.lower() in suffixes and is_inside(root, path):
+            if path.suffix.lower() not in suffixes:
+                continue
+            if not is_displayable(str(path)):
+                log.warning("Skipping %s: its name is not valid UTF-8; rename the file", ascii(str(path)))
+            elif not is_inside(root, path):
+                log.warning("Skipping %s: it is a link to a file outside %s", path.name, root)
+            elif path.is_file():
                 found.append(path)
     return found
+
+
+def is_displayable(text: str) -> bool:
+    """False for text holding lone surrogates (undecodable file-name bytes), which no UTF-8 output can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -49,15 +50,23 @@ class Server:
 
 
 def model_folder(root: Path) -> Path:
-    """Two checkpoints (the demo under its own name and as `other`), linked, with their JSON sidecars."""
+    """Two checkpoints (the demo under its own name and as `other`), hard-linked, with their JSON sidecars."""
     folder = root / "ckpt"
     folder.mkdir(parents=True, exist_ok=True)
     for stem in ("demo-shapes", "other"):
         for suffix in (".safetensors", ".json"):
             target = folder / f"{stem}{suffix}"
             if not target.exists():
-                target.symlink_to(DEMO.with_suffix(suffix))
+                place_file(DEMO.with_suffix(suffix), target)
     return folder
+
+
+def place_file(source: Path, target: Path) -> None:
+    """A hard link (a real file of the folder: model folders refuse symlinks that lead out), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def start_server(root: Path, *extra: str, probe: str = "/sdapi/v1/sd-models",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.api.server import DEMO, SMALL
+from tests.api.server import DEMO, SMALL, place_file
 
 
 def test_sd_models_lists_both_checkpoints(api):
@@ -29,8 +29,8 @@ def test_switching_the_model_through_options(api):
 def test_refresh_checkpoints_finds_a_new_file(api, server):
     link = server.root / "ckpt" / "third.safetensors"
     try:
-        link.symlink_to(DEMO.with_suffix(".safetensors"))
-        (server.root / "ckpt" / "third.json").symlink_to(DEMO.with_suffix(".json"))
+        place_file(DEMO.with_suffix(".safetensors"), link)
+        place_file(DEMO.with_suffix(".json"), server.root / "ckpt" / "third.json")
         assert "third.safetensors" not in api.util_get_model_names()
         api.refresh_checkpoints()
         assert "third.safetensors" in api.util_get_model_names()

@@ -5,10 +5,11 @@ import logging
 import time
 from typing import Any, Callable, Coroutine
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from webui.errors import UserInputError
 from webui.models.architectures import UnsupportedModelError
@@ -56,7 +57,12 @@ def response_for(error: Exception) -> JSONResponse:
     if isinstance(error, RequestValidationError):
         errors = _plain(list(error.errors()))
         return JSONResponse(error_body("RequestValidationError", _readable(errors), errors), status_code=422)
-    if isinstance(error, HTTPException):
+    if isinstance(error, StarletteHTTPException) and isinstance(error.__cause__, RecursionError):
+        error = RecursionError()  # FastAPI's "error parsing the body" for JSON nested deeper than the decoder goes
+    if isinstance(error, RecursionError):  # JSON nested deeper than the decoder's stack: the client's doing
+        return JSONResponse(error_body("RequestValidationError", "The request body is nested too deeply"),
+                            status_code=422)
+    if isinstance(error, StarletteHTTPException):
         return JSONResponse(error_body("HTTPException", error.detail), status_code=error.status_code,
                             headers=getattr(error, "headers", None))
     if isinstance(error, UnknownSamplerError):

@@ -79,7 +79,9 @@ def add_model_routes(router: APIRouter, runtime: Runtime) -> None:
 
     @router.get("/loras", summary="LoRA files (as of the last refresh)")
     def loras() -> list[dict[str, Any]]:
-        return [{"name": e.name, "alias": e.alias, "path": str(e.path), "metadata": _metadata(e.path)}
+        # A file that cannot be used is still listed, with the reason under "error", and skipped by prompts.
+        return [{"name": e.name, "alias": e.alias, "path": str(e.path), "metadata": _metadata(e.path),
+                 **({"error": e.problem} if e.problem else {})}
                 for e in runtime.loras.entries()]
 
     @router.post("/refresh-loras", summary="Rescan the LoRA folders")

@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 from webui.conditioning.embeddings import EMBEDDING_SUFFIXES, EmbeddingDatabase
+from webui.paths import model_files
 
 
 class EmbeddingLibrary:
@@ -20,8 +21,8 @@ class EmbeddingLibrary:
         if not self.folder.is_dir():
             return ()
         entries = []
-        for path in sorted(self.folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in EMBEDDING_SUFFIXES:
+        for path in model_files(self.folder, EMBEDDING_SUFFIXES):
+            if path.is_file():
                 stat = path.stat()
                 entries.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(entries)

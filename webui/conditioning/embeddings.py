@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 import torch
 
 from webui.conditioning.chunks import CHUNK_LENGTH
+from webui.paths import model_files
 
 EMBEDDING_SUFFIXES = (".pt", ".bin", ".safetensors")
 
@@ -102,11 +103,11 @@ class EmbeddingDatabase:
     _by_first_token: dict[int, list[tuple[tuple[int, ...], Embedding]]] = field(default_factory=dict)
 
     def load_folder(self, folder: Path | str) -> "EmbeddingDatabase":
-        """Recursive, following links; the name is the file stem; zero-byte files and previews are ignored."""
+        """Recursive, without links leading out of the folder; name = file stem; empty files, previews skipped."""
         root = Path(folder)
         if not root.is_dir():
             return self
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EMBEDDING_SUFFIXES)
+        files = sorted(model_files(root, EMBEDDING_SUFFIXES))
         for path in files:
             if ".preview" in path.name or path.stat().st_size == 0:
                 continue

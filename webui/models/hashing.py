@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import threading
 from pathlib import Path
 
+from webui.files import atomic_write_text, read_with_backup
+
 _CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 def sha256_of_file(path: Path, start: int = 0) -> str:
@@ -39,11 +42,10 @@ class HashCache:
     def _read(self) -> dict[str, dict]:
         if self._file is None or not self._file.exists():
             return {}
-        try:
-            data = json.loads(self._file.read_text(encoding="utf-8"))
-            return dict(data.get("hashes", {}))
-        except (OSError, ValueError):
-            return {}  # a damaged cache only costs a re-hash
+        data, note = read_with_backup(self._file, lambda raw: dict(json.loads(raw)["hashes"]))
+        if note:
+            log.warning("%s", note)
+        return data if isinstance(data, dict) else {}  # a damaged cache only costs a re-hash
 
     def cached(self, category: str, name: str, path: Path) -> str | None:
         stat = path.stat()
@@ -67,7 +69,4 @@ class HashCache:
     def _write(self) -> None:
         if self._file is None:
             return
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"hashes": self._entries}, indent=1), encoding="utf-8")
-        os.replace(tmp, self._file)
+        atomic_write_text(self._file, json.dumps({"hashes": self._entries}, indent=1), keep_backup=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from webui.errors import UserInputError
 from webui.models.checkpoint_io import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
 from webui.models.hashing import HashCache, legacy_model_hash
+from webui.paths import model_files
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 # The small model shipped in models/Stable-diffusion; chosen by default only when the user has no checkpoint.
@@ -53,10 +54,8 @@ def _is_vae_file(path: Path) -> bool:
 
 
 def _scan(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    if not root.is_dir():
-        return []
-    found = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes]
-    return sorted(found, key=lambda p: str(p.relative_to(root)).lower())
+    # model_files leaves out links to files outside the folder and names that are not valid UTF-8.
+    return sorted(model_files(root, suffixes), key=lambda p: str(p.relative_to(root)).lower())
 
 
 class CheckpointRegistry:

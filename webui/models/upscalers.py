@@ -64,12 +64,17 @@ class LoadedUpscaler:
     def architecture(self) -> str:
         return str(self.descriptor.architecture.name)
 
-    def upscale_tensor(self, image: torch.Tensor, tile: int = DEFAULT_TILE,
-                       overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
-        """(1, 3, H, W) in [0, 1] on the CPU → (1, 3, H·s, W·s) on the CPU; `tile` 0 runs the whole image."""
+    def upscale_tensor(self, image: torch.Tensor, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                       check: Callable[[], None] | None = None) -> torch.Tensor:
+        """(1, 3, H, W) in [0, 1] on the CPU → (1, 3, H·s, W·s) on the CPU; `tile` 0 runs the whole image.
+
+        `check` runs before every tile and may raise to stop (the job's Interrupt).
+        """
         device = self.descriptor.device
 
         def run(part: torch.Tensor) -> torch.Tensor:
+            if check is not None:
+                check()
             out = self.descriptor(part.to(device=device, dtype=self.dtype))
             return out.float().cpu()
 

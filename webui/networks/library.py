@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -10,14 +11,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
-from webui.networks.errors import LoraNotFoundError
+from webui.networks.errors import LoraFileError, LoraNotFoundError
 from webui.networks.keymap import ModelNames
-from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, guess_family, read_lora, read_metadata
+from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, guess_family, header_problem, read_lora, read_metadata
 from webui.paths import model_files
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
 _SD_VERSIONS = MappingProxyType({"SD1": "sd1", "SD2": "sd2", "SDXL": "sdxl", "UNKNOWN": "unknown"})
 DEFAULT_CACHE_BYTES = 1 << 30
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class LoraEntry:
     name: str
     alias: str
     path: Path
+    problem: str = ""  # why the file cannot be used (malformed header …); "" for a usable file
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.problem)
 
 
 @dataclass(frozen=True)
@@ -131,8 +138,11 @@ class LoraLibrary:
             alias_owners: dict[str, list[LoraEntry]] = {}
             for root in self.roots:
                 for path in model_files(root, LORA_EXTENSIONS):
+                    problem = header_problem(path)
+                    if problem:
+                        log.warning("LoRA %s is listed as broken and skipped: %s", path.name, problem)
                     alias = read_metadata(path).get("ss_output_name", "") or path.stem
-                    entry = LoraEntry(name=path.stem, alias=alias, path=path)
+                    entry = LoraEntry(name=path.stem, alias=alias, path=path, problem=problem)
                     by_name[path.stem] = entry  # with duplicate stems the last one walked wins, as in A1111
                     alias_owners.setdefault(alias, []).append(entry)
             # An alias claimed by two files (or "none") is forbidden; those files answer to their stem only.
@@ -194,6 +204,8 @@ class LoraLibrary:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
+            if entry.broken:
+                raise LoraFileError(entry.problem)
             for old in [k for k in self._cache if k[0] == key[0] and k[1:3] != key[1:3]]:
                 del self._cache[old]  # a changed file: drop its stale parses
             lora = read_lora(entry.path, names, name=entry.name)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import struct
@@ -16,10 +15,11 @@ from typing import Mapping
 import torch
 from safetensors import safe_open
 
+from webui.errors import ModelFileError
 from webui.networks.errors import LoraFileError
 from webui.networks.keymap import FAMILY_BY_CONTEXT_WIDTH, ModelNames
-from webui.networks.layers import (FullPatch, Ia3Patch, LayerPatch, LohaPatch, LokrPatch, LoraPatch,
-                                   NormPatch)
+from webui.networks.layers import FullPatch, Ia3Patch, LayerPatch, LohaPatch, LokrPatch, LoraPatch, NormPatch
+from webui.safetensors_header import read_header_json, read_safetensors_header
 
 LORA_EXTENSIONS = (".safetensors", ".pt", ".ckpt")
 _KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
@@ -46,12 +46,15 @@ def _read_raw(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors and the string metadata of a .safetensors/.pt/.ckpt file, on the CPU."""
     try:
         if path.suffix.lower() == ".safetensors":
+            read_safetensors_header(path)  # a clear reason for malformed headers, before the reader sees them
             with safe_open(str(path), framework="pt", device="cpu") as handle:
                 metadata = dict(handle.metadata() or {})
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
             return tensors, metadata
         # weights_only refuses pickled code: a LoRA file must be plain tensors.
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    except ModelFileError as error:
+        raise LoraFileError(str(error)) from error
     except Exception as error:  # every reader failure (truncated, garbage, pickle) means the same to the user
         raise LoraFileError(f"cannot read LoRA file {path.name}: {error}") from error
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
@@ -66,15 +69,22 @@ def read_metadata(path: Path) -> dict[str, str]:
     if path.suffix.lower() != ".safetensors":
         return {}
     try:
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > 100 * 1024 * 1024:
-                return {}
-            header = json.loads(handle.read(length))
-        metadata = header.get("__metadata__") or {}
-        return {str(k): str(v) for k, v in metadata.items()}
-    except (OSError, ValueError, struct.error):
+        header, _, _ = read_header_json(path)
+    except (OSError, ModelFileError):
         return {}
+    metadata = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+def header_problem(path: Path) -> str:
+    """Why a .safetensors LoRA cannot be used, judged from its header alone; "" when it looks fine."""
+    if path.suffix.lower() != ".safetensors":
+        return ""
+    try:
+        read_safetensors_header(path)
+    except ModelFileError as error:
+        return str(error)
+    return ""
 
 
 def file_hash(path: Path) -> str:
@@ -112,6 +122,22 @@ class LoraFile:
         if self.path is None:
             return ""
         return file_hash(self.path)
+
+    @cached_property
+    def peak_delta(self) -> float:
+        """An upper estimate of the largest weight change at multiplier 1: γ·rank·Π max|tensor| over each patch.
+
+        Real files stay far below 100; a file with weights near 1e30 gives inf here, and its merge would give
+        NaN/Inf weights and black pictures.
+        """
+        peak = 0.0
+        for patch in self.modules.values():
+            product = abs(patch.gamma()) * (patch.rank() or 1)
+            for tensor in patch.tensors():
+                if tensor is not patch.dora_scale and tensor.numel():
+                    product *= float(tensor.abs().max())
+            peak = max(peak, product)
+        return peak
 
     @property
     def short_hash(self) -> str:

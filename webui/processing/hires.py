@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from torch import Tensor
 
@@ -74,15 +75,18 @@ def check_upscaler(name: str, runtime: Runtime) -> None:
 
 
 def upscale_for_hires(ctx: ModelContext, latents: Tensor, request: Txt2ImgRequest, target: HiresTarget,
-                      runtime: Runtime) -> Tensor:
-    """First-pass latents → hires latents: interpolated in latent space, or decoded, upscaled and re-encoded."""
+                      runtime: Runtime, check: Callable[[], None] | None = None) -> Tensor:
+    """First-pass latents → hires latents: interpolated in latent space, or decoded, upscaled and re-encoded.
+
+    `check` runs before every upscaler tile (the job's Interrupt); the VAE passes are checked by their hooks.
+    """
     scale = ctx.scale
     if request.hr_upscaler in LATENT_UPSCALE_MODES:
         upscaled = upscale_latents(latents, request.hr_upscaler, target.upscale_height // scale,
                                    target.upscale_width // scale)
     else:
         images = [upscale_image(image, request.hr_upscaler, target.upscale_width, target.upscale_height,
-                                runtime.upscalers) for image in decode_to_pil(ctx, latents)]
+                                runtime.upscalers, check) for image in decode_to_pil(ctx, latents)]
         upscaled = encode(ctx, to_tensor(images))
     height, width = upscaled.shape[-2:]
     cy, cx = target.crop_y, target.crop_x

@@ -8,6 +8,7 @@ from PIL import Image, ImageOps
 
 from webui.processing.images import binary_mask, normalize_image, resize_image, to_tensor
 from webui.processing.infotext import format_infotext
+from webui.processing.interrupts import interruptible
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
 from webui.processing.masking import (Box, blur_mask, conditioning_mask, crop_region, expand_to_aspect, fill_masked,
                                       latent_mask, make_overlay, paste_back, whole_picture_overlay_mask)
@@ -46,12 +47,16 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
     result = GenerationResult(seeds=all_seeds, subseeds=all_subseeds, warnings=warnings)
     job.job_count = request.n_iter
 
-    with runtime.models.use(request.checkpoint, request.vae) as model:
+    with runtime.models.use(request.checkpoint, request.vae) as model, interruptible(job, model.components):
         # 2. Parse prompts and apply their LoRAs; img2img keeps the schedule of the nominal steps (A1111).
-        plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
+        try:
+            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
+            # 3. Init latents, masks and the inpainting models' image conditioning (the same for every batch).
+            init_latent = _encode_init(ctx, prepared, request)
+        except JobInterrupted:  # Interrupt while long prompts or big pictures were being encoded
+            result.interrupted = True
+            return result
         result.warnings += networks.warnings
-        # 3. Init latents, masks and the inpainting models' image conditioning (the same for every batch).
-        init_latent = _encode_init(ctx, prepared, request)
         keep = _keep_mask(prepared, init_latent)
         masks = None if keep is None else torch.cat([
             conditioning_mask(p.mask, request.height, request.width) for p in prepared])
@@ -77,6 +82,7 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
                                 image_cond=image_cond, keep_mask=keep)
             try:
                 latents, used = run_pass(ctx, spec, noise, generators, seeds, job)
+                decoded = decode_to_pil(ctx, latents)
             except ImageSkipped:
                 continue
             except JobInterrupted:
@@ -85,7 +91,7 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
             # 4. Decode, paste back into the originals, write.
             extra = {**_img2img_infotext(request, prepared, ctx), "Lora hashes": networks.lora_hashes,
                      "TI hashes": ctx.embeddings.hashes_infotext(used) or None, "Version": VERSION}
-            for index, image in enumerate(decode_to_pil(ctx, latents)):
+            for index, image in enumerate(decoded):
                 item = prepared[index]
                 if item.overlay is not None:
                     image = paste_back(image, item.overlay, item.paste_box)

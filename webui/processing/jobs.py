@@ -44,6 +44,11 @@ class JobState:
     def skip(self) -> None:
         self.skipped = True
 
+    def check(self) -> None:
+        """Raise JobInterrupted when the user asked to stop; long loops call this between pieces of work."""
+        if self.interrupted:
+            raise JobInterrupted()
+
     @property
     def progress(self) -> float:
         """A1111's formula: job fraction plus this job's step fraction, never above 1."""

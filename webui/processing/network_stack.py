@@ -1,11 +1,17 @@
 """Turns a prompt's extra-network tags into a merged LoRA stack on the loaded model, with messages for the user."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from webui.models.manager import LoadedModel
-from webui.networks import LoraFileError, LoraNotFoundError, LoraLibrary
+from webui.networks import LoraFileError, LoraLibrary, LoraNotFoundError
 from webui.prompts import ExtraNetworkTag
+
+# Real multipliers stay within ±5; far beyond, merged weights overflow (NaN/Inf, black pictures).
+MAX_LORA_MULTIPLIER = 100.0
+# Beyond this estimated weight change (LoraFile.peak_delta × multiplier) a merge overflows or saturates the model.
+MAX_WEIGHT_CHANGE = 1e6
 
 
 @dataclass
@@ -33,7 +39,17 @@ def activate_networks(model: LoadedModel, library: LoraLibrary, tags: tuple[Extr
         except (LoraNotFoundError, LoraFileError) as error:
             result.warnings.append(str(error))
             continue
-        stack.append((lora, float(tag.te_weight), float(tag.unet_weight)))
+        weights = (float(tag.te_weight), float(tag.unet_weight))
+        if not all(math.isfinite(w) and abs(w) <= MAX_LORA_MULTIPLIER for w in weights):
+            result.warnings.append(f"LoRA {tag.name} skipped: its multiplier is outside ±{MAX_LORA_MULTIPLIER:g} "
+                                   f"(it would overflow the weights and give a black or NaN picture)")
+            continue
+        peak = lora.peak_delta * max(abs(w) for w in weights)
+        if not math.isfinite(peak) or peak > MAX_WEIGHT_CHANGE:
+            result.warnings.append(f"LoRA {tag.name} skipped: at this multiplier it would change weights by up to "
+                                   f"{peak:.3g} (limit {MAX_WEIGHT_CHANGE:g}), which gives NaN/Inf or black pictures")
+            continue
+        stack.append((lora, *weights))
     report = model.lora_patcher().apply(stack)
     result.warnings += [f"LoRA {name} skipped: {reason}" for name, reason in report.rejected.items()]
     result.warnings += report.warnings

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageColor
 
+from webui.files import atomic_write_text
 from webui.paths import resolve_inside
 from webui.processing.png_info import exif_bytes_for, pnginfo_for
 
@@ -177,7 +178,7 @@ def save_image(
             path.unlink(missing_ok=True)  # no half-written file left behind
             raise
         if save_txt and infotext is not None:
-            path.with_suffix(".txt").write_text(infotext, encoding="utf-8")
+            atomic_write_text(path.with_suffix(".txt"), infotext)
         return path
     raise FileExistsError(f"Could not find a free file name in {folder} after {_COUNTER_ATTEMPTS} tries")
 

@@ -9,8 +9,10 @@ import torch
 from webui.conditioning import EmbeddingDatabase, PromptEncoder, TextEncoderSlot
 from webui.conditioning.embedding_library import EmbeddingLibrary
 from webui.conditioning.tokenizer import load_clip_tokenizer
+from webui.errors import UserInputError
 from webui.models.loader import LoadedComponents
 from webui.prompts import ExtraNetworkTag, extract_extra_networks, prompt_schedule, split_and_prompts
+from webui.prompts.limits import schedule_problem
 
 Cond = dict[str, torch.Tensor]
 
@@ -33,6 +35,9 @@ def plan_prompt(text: str, steps: int, hires_steps: int | None = None, *, allow_
     parts = tuple((tuple((int(end), str(t)) for end, t in prompt_schedule(piece, steps, hires_steps)),
                    float(weight))
                   for piece, weight in pieces)
+    problem = schedule_problem(text for schedule, _ in parts for _, text in schedule)
+    if problem:
+        raise UserInputError(f"The prompt {problem}")
     return PromptPlan(parts, tuple(tags))
 
 

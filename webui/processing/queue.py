@@ -64,6 +64,14 @@ class GenerationQueue:
             job.interrupt()
         return job is not None
 
+    def interrupt_all(self) -> int:
+        """Interrupt the running job and every waiting one (shutting down); returns how many were told."""
+        with self._cond:
+            jobs = [job for _, job in self._waiting] + ([self._current] if self._current is not None else [])
+        for job in jobs:
+            job.interrupt()
+        return len(jobs)
+
     def skip_current(self) -> bool:
         job = self._current
         if job is not None:

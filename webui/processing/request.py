@@ -7,6 +7,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from webui.errors import UserInputError
+from webui.prompts.limits import prompt_problem
 from webui.sampling.names import resolve_sampler
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
@@ -15,6 +16,25 @@ MAX_SIDE = 4096
 DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
 RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
 INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
+
+
+# torch seeds a generator with any 64-bit value; A1111 fails beyond that, so such seeds are refused (422).
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+
+
+def known_emphasis(value: str) -> str:
+    """`value` if it is one of EMPHASIS_MODES; the ValueError lists them."""
+    if value not in EMPHASIS_MODES:
+        raise ValueError(f"unknown emphasis mode {value!r}; use one of {', '.join(EMPHASIS_MODES)}")
+    return value
+
+
+def _checked_prompt(value: str) -> str:
+    """A prompt within the documented limits (webui/prompts/limits.py); the message names the limit."""
+    problem = prompt_problem(value)
+    if problem:
+        raise ValueError(f"the prompt {problem}")
+    return value
 
 
 def _multiple_of_8(value: int) -> int:
@@ -27,7 +47,8 @@ def _multiple_of_8(value: int) -> int:
 class GenerationRequest(BaseModel):
     """The fields txt2img and img2img share, so the UI and API build both from one set of controls."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: `s_noise: Infinity` and friends are refused here instead of failing deep in sampling.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     prompt: str = ""
     negative_prompt: str = ""
@@ -37,8 +58,8 @@ class GenerationRequest(BaseModel):
     cfg_scale: float = Field(7.0, ge=0.0, le=100.0)
     width: int = Field(512, ge=64, le=MAX_SIDE)
     height: int = Field(512, ge=64, le=MAX_SIDE)
-    seed: int = -1
-    subseed: int = -1
+    seed: int = Field(-1, ge=SEED_MIN, le=SEED_MAX)
+    subseed: int = Field(-1, ge=SEED_MIN, le=SEED_MAX)
     subseed_strength: float = Field(0.0, ge=0.0, le=1.0)
     seed_resize_from_w: int = Field(0, ge=0, le=MAX_SIDE)
     seed_resize_from_h: int = Field(0, ge=0, le=MAX_SIDE)
@@ -62,12 +83,15 @@ class GenerationRequest(BaseModel):
     def _sizes_multiple_of_8(cls, value: int) -> int:
         return _multiple_of_8(value)
 
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _within_prompt_limits(cls, value: str) -> str:
+        return _checked_prompt(value)
+
     @field_validator("emphasis")
     @classmethod
     def _known_emphasis(cls, value: str) -> str:
-        if value not in EMPHASIS_MODES:
-            raise ValueError(f"unknown emphasis mode {value!r}; use one of {', '.join(EMPHASIS_MODES)}")
-        return value
+        return known_emphasis(value)
 
     @model_validator(mode="after")
     def _known_sampler(self) -> "GenerationRequest":
@@ -89,6 +113,11 @@ class Txt2ImgRequest(GenerationRequest):
     hr_negative_prompt: str = ""
     hr_sampler_name: str = ""  # "": the first pass's sampler
     hr_scheduler: str = ""  # "": the first pass's schedule type
+
+    @field_validator("hr_prompt", "hr_negative_prompt")
+    @classmethod
+    def _hires_prompt_limits(cls, value: str) -> str:
+        return _checked_prompt(value)
 
     @model_validator(mode="after")
     def _known_hires_sampler(self) -> "Txt2ImgRequest":

@@ -7,9 +7,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from webui.errors import UserInputError
+from webui.files import atomic_write_text, read_with_backup
+from webui.processing.request import known_emphasis
+from webui.sampling.names import resolve_sampler
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +20,7 @@ log = logging.getLogger(__name__)
 class Settings(BaseModel):
     """Option names follow A1111's `config.json`; extend here, never with ad-hoc dicts elsewhere."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     sd_model_checkpoint: str | None = None
     sd_vae: str = "Automatic"
@@ -40,6 +43,24 @@ class Settings(BaseModel):
     outdir_samples: str = ""  # one folder for every mode's images; relative to (and kept inside) the data folder
     localization: str = Field("Auto", pattern="^(Auto|None|en|zh-CN)$")  # Auto (A1111: None) = the browser language
 
+    # Checked when stored (POST /options, the Settings tab), not when the next generation trips over them.
+    @field_validator("emphasis")
+    @classmethod
+    def _known_emphasis(cls, value: str) -> str:
+        return known_emphasis(value)
+
+    @model_validator(mode="after")
+    def _known_default_sampler(self) -> "Settings":
+        resolve_sampler(self.default_sampler_name, self.default_scheduler)  # UnknownSamplerError is a ValueError
+        return self
+
+
+def _parse_config(raw: bytes) -> dict[str, Any]:
+    data = json.loads(raw.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("config.json does not hold a table of settings")
+    return data
+
 
 class SettingsStore:
     """Holds the current Settings and writes them back to config.json on every change."""
@@ -54,19 +75,23 @@ class SettingsStore:
         return self._settings
 
     def _read(self) -> Settings:
-        if not self.path.is_file():
-            return Settings()
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            log.warning("Ignoring unreadable %s: %s", self.path, error)
+        data, note = read_with_backup(self.path, _parse_config)
+        self.load_note = note or ""  # shown in the Settings tab; "" when config.json itself was read
+        if note:
+            log.warning("%s", note)
+        if not isinstance(data, dict):
             return Settings()
         known = {k: v for k, v in data.items() if k in Settings.model_fields}
         try:
             return Settings(**known)
         except ValidationError as error:
-            log.warning("Ignoring invalid values in %s: %s", self.path, error)
-            return Settings()
+            # Keep every good value; only the invalid ones fall back to their defaults.
+            bad = {str(item["loc"][0]) for item in error.errors() if item.get("loc")}
+            log.warning("Ignoring invalid values in %s: %s", self.path, ", ".join(sorted(bad)) or error)
+            try:
+                return Settings(**{k: v for k, v in known.items() if k not in bad})
+            except ValidationError:
+                return Settings()
 
     def update(self, changes: dict[str, Any]) -> Settings:
         """Validate all changes first; apply none of them if any is wrong."""
@@ -79,6 +104,6 @@ class SettingsStore:
             except ValidationError as error:
                 raise UserInputError(f"Invalid setting: {error.errors()[0].get('msg')}") from None
             self._settings = updated
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(updated.model_dump(), indent=2), encoding="utf-8")
+            # temp file + fsync + rename, keeping the previous good copy as config.json.bak for _read
+            atomic_write_text(self.path, json.dumps(updated.model_dump(), indent=2), keep_backup=True)
             return updated

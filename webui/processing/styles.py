@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from webui.errors import UserInputError
+from webui.files import atomic_write_text, read_with_backup
 from webui.paths import REPO_ROOT
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STYLES_FILE = REPO_ROOT / "webui" / "assets" / "default_styles.csv"
 PLACEHOLDER = "{prompt}"
@@ -47,6 +51,12 @@ def parse_styles_csv(text: str) -> list[PromptStyle]:
     return styles
 
 
+def _decode_styles(raw: bytes) -> str:
+    if not raw.strip():
+        raise ValueError("the file is empty")  # a 0-byte styles.csv is what a crash mid-write used to leave
+    return raw.decode("utf-8", errors="replace")
+
+
 class StyleStore:
     """The user's styles.csv; created from the shipped defaults on first use, rewritten (with a .bak) on change."""
 
@@ -64,9 +74,10 @@ class StyleStore:
         """Read from disk every time, so edits made in a text editor show up without a restart."""
         with self._lock:
             self._ensure()
-            if not self.path.is_file():
-                return []
-            return parse_styles_csv(self.path.read_text(encoding="utf-8", errors="replace"))
+            text, note = read_with_backup(self.path, _decode_styles)
+            if note:
+                log.warning("%s", note)
+            return parse_styles_csv(text) if isinstance(text, str) else []
 
     def names(self) -> list[str]:
         return [style.name for style in self.all()]
@@ -108,14 +119,10 @@ class StyleStore:
 
     def _write(self, styles: list[PromptStyle]) -> None:
         with self._lock:
-            if self.path.is_file():
-                shutil.copyfile(self.path, self.path.with_suffix(self.path.suffix + ".bak"))
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(FIELDS)
             for style in styles:
                 writer.writerow((style.name, style.prompt, style.negative_prompt))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_suffix(self.path.suffix + ".tmp")
-            temporary.write_text(buffer.getvalue(), encoding="utf-8")
-            temporary.replace(self.path)  # never leave a half-written file behind
+            # temp file + fsync + rename; the previous good copy stays as styles.csv.bak
+            atomic_write_text(self.path, buffer.getvalue(), keep_backup=True)

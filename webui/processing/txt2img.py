@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from webui.processing.hires import check_target, check_upscaler, hires_infotext, hires_pass, upscale_for_hires
 from webui.processing.infotext import format_infotext
+from webui.processing.interrupts import interruptible
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
 from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
@@ -34,9 +35,13 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
     passes = 2 if request.enable_hr else 1
     job.job_count = request.n_iter * passes
 
-    with runtime.models.use(request.checkpoint, request.vae) as model:
+    with runtime.models.use(request.checkpoint, request.vae) as model, interruptible(job, model.components):
         # 2. Parse prompts: extra networks out (applied), AND parts and prompt-editing schedules in.
-        plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
+        try:
+            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
+        except JobInterrupted:  # Interrupt while a long prompt was being encoded
+            result.interrupted = True
+            return result
         result.warnings += networks.warnings
         first = SamplingPass(sampler=sampler, schedule=schedule, steps=request.steps, cfg_scale=request.cfg_scale,
                              clip_skip=request.clip_skip, width=request.width, height=request.height, plan=plan,
@@ -62,13 +67,13 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                                                                    subseeds, job, result)
                     used = {**used, **hires_used}
                     lora_hashes.append(hires_hashes)
+                # 5. Decode (a tiled VAE pass over a big hires picture stops on Interrupt too) and write.
+                images = decode_to_pil(ctx, latents)
             except ImageSkipped:
                 continue
             except JobInterrupted:
                 result.interrupted = True
                 break
-            # 5. Decode and write.
-            images = decode_to_pil(ctx, latents)
             extra = {**(hires_infotext(request) if request.enable_hr else {}),
                      "Lora hashes": _join_hashes(lora_hashes),
                      "TI hashes": ctx.embeddings.hashes_infotext(used) or None}
@@ -89,7 +94,7 @@ def _with_image_cond(spec: SamplingPass, image_cond) -> SamplingPass:
 def _hires_fix(ctx, request: Txt2ImgRequest, runtime: Runtime, first_sampler, latents, seeds, subseeds,
                job: JobState, result: GenerationResult):
     """Upscale the first pass and redraw it; returns latents, embeddings used and the hires LoRA hashes."""
-    upscaled = upscale_for_hires(ctx, latents, request, check_target(request, ctx.scale), runtime)
+    upscaled = upscale_for_hires(ctx, latents, request, check_target(request, ctx.scale), runtime, job.check)
     if request.denoising_strength <= 0:
         return upscaled, {}, None  # nothing to redraw: the upscale is the result
     spec = hires_pass(ctx, request, first_sampler, upscaled, len(seeds))

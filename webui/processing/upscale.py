@@ -1,6 +1,8 @@
 """A1111's upscalers: latent interpolation modes for hires fix, and None/Lanczos/Nearest/model upscalers for images."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -103,7 +105,7 @@ def _tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
 
 
 def _run_model(image: Image.Image, name: str, width: int, height: int, library: UpscalerLibrary,
-               at_least_once: bool) -> Image.Image:
+               at_least_once: bool, check: Callable[[], None] | None = None) -> Image.Image:
     """Run the model (its own scale each pass) until the image covers width×height, at most 3 passes."""
     model = library.load(name)
     current = image.convert("RGB")
@@ -113,7 +115,7 @@ def _run_model(image: Image.Image, name: str, width: int, height: int, library: 
         if current.width * model.scale > MAX_SIDE or current.height * model.scale > MAX_SIDE:
             break  # another pass would only be thrown away by the Lanczos step; stop before it eats memory
         before = current.size
-        output = model.upscale_tensor(_pil_to_tensor(current), library.tile, library.overlap)
+        output = model.upscale_tensor(_pil_to_tensor(current), library.tile, library.overlap, check)
         current = _tensor_to_pil(output)
         if current.size == before:
             break  # a 1x (restoration) model: running it again would not get closer
@@ -132,7 +134,7 @@ def _require_model(name: str, library: UpscalerLibrary | None) -> UpscalerLibrar
 
 
 def upscale_image(image: Image.Image, upscaler_name: str, width: int, height: int,
-                  library: UpscalerLibrary | None) -> Image.Image:
+                  library: UpscalerLibrary | None, check: Callable[[], None] | None = None) -> Image.Image:
     """Upscale to exactly width×height (A1111's images.resize_image with an upscaler name).
 
     "None" is a plain Lanczos resize. When the target is not larger (scale ≤ 1) every upscaler is a
@@ -153,7 +155,7 @@ def upscale_image(image: Image.Image, upscaler_name: str, width: int, height: in
     if name == "Nearest":
         return _resize(image, width, height, Image.Resampling.NEAREST)
     assert library is not None  # _require_model checked it
-    upscaled = _run_model(image, name, width, height, library, at_least_once=False)
+    upscaled = _run_model(image, name, width, height, library, at_least_once=False, check=check)
     return _resize(upscaled, width, height, Image.Resampling.LANCZOS)
 
 

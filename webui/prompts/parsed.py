@@ -76,12 +76,16 @@ def parse_prompt(
         parts = split_and_prompts(stripped)
     subprompts: list[SubPrompt] = []
     cache: dict[str, tuple[ScheduledText, ...]] = {}
+    # An alternation makes every step an entry, but with only a few distinct texts: weigh each text once.
+    weighed: dict[str, tuple[tuple[str, float], ...]] = {}
     for part_text, weight in parts:
         if part_text not in cache:
             tree = parse_schedule_tree(part_text)
-            cache[part_text] = tuple(
-                ScheduledText(end, scheduled, tuple(parse_attention(scheduled)))
-                for end, scheduled in schedule_from_tree(tree, steps, hires_steps, old_timeline)
-            )
+            entries = []
+            for end, scheduled in schedule_from_tree(tree, steps, hires_steps, old_timeline):
+                if scheduled not in weighed:
+                    weighed[scheduled] = tuple(parse_attention(scheduled))
+                entries.append(ScheduledText(end, scheduled, weighed[scheduled]))
+            cache[part_text] = tuple(entries)
         subprompts.append(SubPrompt(part_text, weight, cache[part_text]))
     return ParsedPrompt(text, stripped, tuple(tags), tuple(subprompts), steps, hires_steps)

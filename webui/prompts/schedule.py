@@ -102,11 +102,19 @@ def _splice(items: list) -> tuple[list[Node], bool]:
 def _seq(parts: list[Node]) -> Node:
     """Joins adjacent strings; a single part stands for itself."""
     merged: list[Node] = []
+    run: list[str] = []  # adjacent strings, joined once: `a + b` in a loop would copy the text over and over
     for part in parts:
-        if isinstance(part, str) and merged and isinstance(merged[-1], str):
-            merged[-1] = merged[-1] + part
-        elif part != "":
-            merged.append(part)
+        if isinstance(part, str):
+            run.append(part)
+            continue
+        if run:
+            joined = "".join(run)
+            if joined:
+                merged.append(joined)
+            run = []
+        merged.append(part)
+    if run and "".join(run):
+        merged.append("".join(run))
     if not merged:
         return ""
     if len(merged) == 1:

@@ -13,7 +13,9 @@ from PIL import Image
 
 from webui.conditioning.embeddings import EMBEDDING_SUFFIXES
 from webui.errors import UserInputError
+from webui.files import atomic_target
 from webui.networks.library import find_preview
+from webui.paths import model_files
 from webui.processing.runtime import Runtime
 
 THUMBNAIL = (150, 200)
@@ -98,8 +100,8 @@ def embedding_cards(runtime: Runtime) -> list[Card]:
     if not folder.is_dir():
         return []
     cards = []
-    for path in sorted(folder.rglob("*"), key=lambda p: p.name.lower()):
-        if path.is_file() and path.suffix.lower() in EMBEDDING_SUFFIXES and ".preview." not in path.name:
+    for path in sorted(model_files(folder, EMBEDDING_SUFFIXES), key=lambda p: p.name.lower()):
+        if ".preview." not in path.name:
             cards.append(Card("embedding", path.stem, _folder_of(path, [folder]), path.stem, "TI", False,
                               f"Embedding {path.name}", find_preview(path)))
     return cards
@@ -186,8 +188,7 @@ def set_card_preview(runtime: Runtime, kind: str, name: str, image: Image.Image)
     if kind == "lora":
         path = runtime.loras.resolve(name).path
     elif kind == "embedding":
-        matches = [p for p in runtime.embeddings.folder.rglob("*")
-                   if p.is_file() and p.stem == name and p.suffix.lower() in EMBEDDING_SUFFIXES]
+        matches = [p for p in model_files(runtime.embeddings.folder, EMBEDDING_SUFFIXES) if p.stem == name]
         if not matches:
             raise UserInputError(f"No embedding named {name!r}")
         path = matches[0]
@@ -197,5 +198,6 @@ def set_card_preview(runtime: Runtime, kind: str, name: str, image: Image.Image)
     for old in (path.with_suffix(".png"),):  # a plain <stem>.png would win over the new preview; keep it as .bak
         if old.is_file():
             old.replace(old.with_suffix(".png.bak"))
-    image.convert("RGB").save(target)
+    with atomic_target(target) as partial:  # a crash mid-write never leaves a broken preview
+        image.convert("RGB").save(partial, format=Image.registered_extensions().get(target.suffix.lower(), "PNG"))
     return target

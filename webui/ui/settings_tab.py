@@ -1,6 +1,8 @@
 """The Settings tab: edit the persisted Settings (config.json) grouped as A1111 groups them."""
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from webui.errors import UserInputError
@@ -15,7 +17,10 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
     current = store.current
     fields: dict[str, gr.components.Component] = {}
     apply = gr.Button(t("Apply settings"), variant="primary", elem_id="settings_submit")
-    result = gr.HTML(elem_id="settings_result")
+    # When config.json was unreadable at start-up and its .bak (or the defaults) were loaded, say so here too.
+    note = getattr(store, "load_note", "")
+    result = gr.HTML(f"<p class='settings-warning'>⚠ {html.escape(note)}</p>" if note else "",
+                     elem_id="settings_result")
     with gr.Tabs(elem_id="settings_sections"):
         with gr.Tab(t("Saving images")):
             fields["samples_filename_pattern"] = gr.Textbox(current.samples_filename_pattern,
