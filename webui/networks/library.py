@@ -11,8 +11,9 @@ from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 from webui.networks.errors import LoraNotFoundError
+from webui.networks.family import lora_family
 from webui.networks.keymap import ModelNames
-from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, guess_family, read_lora, read_metadata
+from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, read_header, read_lora, read_metadata
 from webui.paths import model_files
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
@@ -220,9 +221,9 @@ class LoraLibrary:
     def info(self, name: str) -> LoraInfo:
         """Card metadata for `name`: family hint, ss_* training facts, trigger words, modelspec, preview, sidecar."""
         entry = self.resolve(name)
-        metadata = read_metadata(entry.path)
+        shapes, metadata = read_header(entry.path)
         user = read_user_metadata(entry.path)
-        family = guess_family({}, metadata)
+        family = lora_family(shapes, metadata)
         if user.sd_version.upper() in _SD_VERSIONS:
             family = _SD_VERSIONS[user.sd_version.upper()]  # the user's choice overrides detection, as in A1111
         return LoraInfo(
