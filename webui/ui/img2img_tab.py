@@ -124,14 +124,17 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                             extra["mask_blur"] = gr.Slider(0, 64, value=4, step=1, label=t("Mask blur"),
                                                            elem_id="img2img_mask_blur")
                             extra["mask_invert"] = gr.Radio(["Inpaint masked", "Inpaint not masked"], type="index",
-                                                            value="Inpaint masked", label=t("Mask mode"))
+                                                            value="Inpaint masked", label=t("Mask mode"),
+                                                            elem_id="img2img_mask_mode")
                         extra["fill"] = gr.Radio(list(INPAINTING_FILLS), value=INPAINTING_FILLS[1], type="index",
                                                  label=t("Masked content"), elem_id="img2img_inpainting_fill")
                         with gr.Row():
                             extra["full_res"] = gr.Radio(["Whole picture", "Only masked"], value="Whole picture",
-                                                         type="index", label=t("Inpaint area"))
+                                                         type="index", label=t("Inpaint area"),
+                                                         elem_id="img2img_inpaint_full_res")
                             extra["padding"] = gr.Slider(0, 256, value=32, step=4,
-                                                         label=t("Only masked padding, pixels"))
+                                                         label=t("Only masked padding, pixels"),
+                                                         elem_id="img2img_inpaint_full_res_padding")
                 tabs = network_tabs("img2img", runtime, thumbnails)
         with gr.Column(scale=1, min_width=360):
             output = output_area("img2img")

@@ -44,6 +44,7 @@ class SamplingParams:
     seed_resize_w: gr.Slider
     seed_resize_h: gr.Slider
     recycle: gr.Button
+    extra: gr.Checkbox | None = None  # shows the variation-seed row
 
 
 @dataclass
@@ -180,7 +181,7 @@ def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
     height.release(lambda on, h, r: _snap8(h * r) if on else gr.skip(), [lock, height, ratio], [width], **quick)
     # ♻️ is wired by the tab, which knows its output area's infotext
     return SamplingParams(sampler, scheduler, steps, width, height, batch_count, batch_size, cfg_scale, seed, subseed,
-                          subseed_strength, seed_resize_w, seed_resize_h, recycle)
+                          subseed_strength, seed_resize_w, seed_resize_h, recycle, extra)
 
 
 def _snap8(value: float) -> int:
