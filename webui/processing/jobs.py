@@ -30,6 +30,7 @@ class JobState:
     preview_every: int = 0  # make a live preview every N sampler steps; 0 = never
     make_preview: Callable[[object], object] | None = None  # denoised latents -> PIL image (set by the caller)
     on_step: Callable[["JobState"], None] | None = None
+    pass_names: tuple[str, ...] = ()  # the passes each image goes through (hires fix: two), named for progress
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def begin(self, job_no: int) -> None:

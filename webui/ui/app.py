@@ -19,6 +19,7 @@ from webui.ui.networks_panel import load_events
 from webui.ui.panels import selected_image
 from webui.ui.paste import img2img_targets, pasted_updates, txt2img_targets
 from webui.ui.pnginfo_tab import build_pnginfo
+from webui.ui.result_files import saved_folders, wire_open_folder
 from webui.ui.settings_tab import build_settings
 from webui.ui.txt2img_tab import TopBar, build_txt2img
 
@@ -90,6 +91,10 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
         if img is not None:
             load_events(demo, img.network_tabs, "img2img", runtime, thumbnails)
         _wire_send_to(top, tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img, png_to_img2img)
+        for prefix in ("txt2img", "img2img"):
+            wire_open_folder(prefix, runtime)
+    # Saved results are downloadable (a remote browser's "where did it go?"); only the output folders are served.
+    gr.set_static_paths([runtime.folders.outputs, *saved_folders(runtime)])
     return demo
 
 

@@ -33,6 +33,9 @@ CSS = """
 .sdw-card .placeholder { position: absolute; top: 35%; width: 100%; text-align: center; font-size: 3em; opacity: 0.35; }
 .sdw-empty { opacity: 0.7; padding: 8px; }
 .sdw-pre { white-space: pre-wrap; word-break: break-word; }
+.sdw-saved { font-size: 0.85em; margin-top: 4px; word-break: break-all; }
+.sdw-saved button, .sdw-saved a { cursor: pointer; text-decoration: none; }
+[id$='_gallery'] img, [id$='_gallery'] video { object-fit: contain !important; }
 """
 
 # Delegated listeners, installed once; they survive Gradio re-rendering the card HTML.
@@ -91,6 +94,13 @@ CLIENT_JS = """
       return;
     }
     window.sdwInsert(prefix, card.dataset.insert);
+  });
+  document.addEventListener('click', function (event) {
+    const button = event.target.closest && event.target.closest('.sdw-open-folder');
+    if (!button) { return; }
+    const prefix = button.dataset.prefix;
+    setValue(document.querySelector('#' + prefix + '_open_folder_path textarea'), button.dataset.folder);
+    setTimeout(function () { document.querySelector('#' + prefix + '_open_folder_button').click(); }, 50);
   });
 })();
 </script>

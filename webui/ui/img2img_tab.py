@@ -19,8 +19,16 @@ from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
 from webui.ui.i18n import t
 from webui.ui.networks_panel import card_actions, network_tabs
-from webui.ui.panels import OutputArea, PromptArea, SamplingParams, output_area, prompt_area, sampling_params, \
-    seed_from_infotext
+from webui.ui.panels import (
+    OutputArea,
+    PromptArea,
+    SamplingParams,
+    output_area,
+    prompt_area,
+    sampling_params,
+    seed_from_infotext,
+)
+from webui.ui.result_files import is_local
 from webui.ui.txt2img_tab import TopBar, request_values, wire_job_buttons
 
 MODES = ("img2img", "Sketch", "Inpaint", "Inpaint upload", "Batch")
@@ -171,7 +179,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
         except UserInputError as error:
             raise gr.Error(str(error)) from None
         yield from stream_generation(runtime, jobs, request.session_hash or "anonymous", make_job(runtime, previewer),
-                                     work)
+                                     work, prefix="img2img", local=is_local(request))
 
     prompts.generate.click(on_generate, inputs, [output.gallery, output.infotexts, output.infotext, prompts.progress],
                            api_name="img2img", concurrency_limit=None, show_progress="minimal")

@@ -196,7 +196,7 @@ def seed_from_infotext(text: str) -> int:
 
 def output_area(prefix: str) -> OutputArea:
     gallery = gr.Gallery(label=t("Output"), columns=2, height=480, format="png", elem_id=f"{prefix}_gallery",
-                         interactive=False, type="pil", buttons=["download", "fullscreen"])
+                         interactive=False, type="pil", buttons=["download", "fullscreen"], object_fit="contain")
     with gr.Row():
         to_img2img = gr.Button(t("Send to img2img"), elem_id=f"{prefix}_send_to_img2img", size="sm")
         to_inpaint = gr.Button(t("Send to inpaint"), elem_id=f"{prefix}_send_to_inpaint", size="sm")

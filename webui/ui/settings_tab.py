@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.errors import UserInputError
+from webui.processing.outputs import default_filename_pattern
 from webui.processing.request import EMPHASIS_MODES
 from webui.processing.settings import SettingsStore
 from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
@@ -18,11 +19,15 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
     result = gr.HTML(elem_id="settings_result")
     with gr.Tabs(elem_id="settings_sections"):
         with gr.Tab(t("Saving images")):
-            fields["samples_filename_pattern"] = gr.Textbox(current.samples_filename_pattern,
-                                                            label=t("Images filename pattern"),
-                                                            placeholder="[seed]-[prompt_spaces]")
+            # The placeholder is the pattern an empty box means, so it matches the names actually written.
+            fields["samples_filename_pattern"] = gr.Textbox(
+                current.samples_filename_pattern, label=t("Images filename pattern"),
+                placeholder=default_filename_pattern(current.save_to_dirs), elem_id="setting_samples_filename_pattern")
             fields["outdir_samples"] = gr.Textbox(current.outdir_samples, label=t("Output directory for images"))
             fields["save_to_dirs"] = gr.Checkbox(current.save_to_dirs, label=t("Save images to a subdirectory"))
+            fields["save_to_dirs"].change(
+                lambda on: gr.Textbox(placeholder=default_filename_pattern(on)), [fields["save_to_dirs"]],
+                [fields["samples_filename_pattern"]], show_progress="hidden", concurrency_limit=None)
             fields["samples_format"] = gr.Dropdown(["png", "jpg", "webp"], value=current.samples_format,
                                                    label=t("File format for images"))
         with gr.Tab(t("Defaults")):

@@ -27,6 +27,7 @@ from webui.ui.panels import (
     seed_from_infotext,
 )
 from webui.ui.paste import USE_SAME_SAMPLER, USE_SAME_SCHEDULER
+from webui.ui.result_files import is_local
 
 
 @dataclass
@@ -154,7 +155,8 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
         job = make_job(runtime, previewer)
         session = request.session_hash or "anonymous"
         yield from stream_generation(runtime, jobs, session, job,
-                                     lambda running: txt2img(generation_request, runtime, running))
+                                     lambda running: txt2img(generation_request, runtime, running),
+                                     prefix="txt2img", local=is_local(request))
 
     outputs = [output.gallery, output.infotexts, output.infotext, prompts.progress]
     # concurrency_limit=None: our GenerationQueue serialises the model and reports queue positions itself.
