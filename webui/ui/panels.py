@@ -11,7 +11,7 @@ from webui.conditioning import count_tokens
 from webui.errors import UserInputError
 from webui.processing.settings import Settings
 from webui.processing.styles import PromptStyle, StyleStore
-from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
+from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES, UnknownSamplerError, split_legacy_name
 from webui.ui.i18n import t
 
 SEED_PATTERN = re.compile(r"(?:^|, )Seed: (-?\d+)")
@@ -139,8 +139,10 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
 
 def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
     with gr.Row():
+        # Typing filters the list; a typed or pasted legacy name ("DPM++ 2S a Karras") is split by on_sampler_typed.
         sampler = gr.Dropdown([s.name for s in SAMPLER_NAMES], value=settings.default_sampler_name,
-                              label=t("Sampling method"), elem_id=f"{prefix}_sampling")
+                              label=t("Sampling method"), elem_id=f"{prefix}_sampling", filterable=True,
+                              allow_custom_value=True)
         scheduler = gr.Dropdown([s.label for s in SCHEDULE_NAMES], value=settings.default_scheduler,
                                 label=t("Schedule type"), elem_id=f"{prefix}_scheduler")
     steps = gr.Slider(1, 150, value=settings.default_steps, step=1, label=t("Sampling steps"),
@@ -171,6 +173,7 @@ def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
         seed_resize_w = gr.Slider(0, 2048, value=0, step=8, label=t("Resize seed from width"))
         seed_resize_h = gr.Slider(0, 2048, value=0, step=8, label=t("Resize seed from height"))
     quick = dict(show_progress="hidden", concurrency_limit=None)
+    sampler.change(on_sampler_typed, [sampler], [sampler, scheduler], **quick)
     swap.click(lambda w, h: (h, w), [width, height], [width, height], **quick)
     dice.click(lambda: -1, None, [seed], **quick)
     extra.change(lambda on: gr.Row(visible=on), [extra], [extra_row], **quick)
@@ -182,6 +185,19 @@ def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
     # ♻️ is wired by the tab, which knows its output area's infotext
     return SamplingParams(sampler, scheduler, steps, width, height, batch_count, batch_size, cfg_scale, seed, subseed,
                           subseed_strength, seed_resize_w, seed_resize_h, recycle, extra)
+
+
+def on_sampler_typed(text: str | None):
+    """A known name stays; an A1111 legacy name becomes its sampler and schedule type; anything else warns."""
+    names = {s.name for s in SAMPLER_NAMES}
+    if not text or text in names:
+        return gr.skip(), gr.skip()
+    try:
+        sampler, schedule = split_legacy_name(text)
+    except UnknownSamplerError:
+        gr.Warning(f"Unknown sampler: {text}")
+        return gr.skip(), gr.skip()
+    return sampler.name, (schedule.label if schedule is not None else gr.skip())
 
 
 def _snap8(value: float) -> int:
