@@ -27,6 +27,8 @@ class Settings(BaseModel):
     live_previews_enable: bool = True
     show_progress_every_n_steps: int = Field(3, ge=0, le=100)  # live preview period (a 20-step job: 6 previews); 0 = off
     extra_networks_default_multiplier: float = Field(1.0, ge=-10.0, le=10.0)
+    keyedit_precision_attention: float = Field(0.1, ge=0.01, le=0.2)  # Ctrl+Up/Down step for (text:weight)
+    keyedit_precision_extra: float = Field(0.05, ge=0.01, le=0.2)  # Ctrl+Up/Down step for <lora:name:weight>
     # Form defaults: A1111 keeps these in ui-config.json ("txt2img/Sampling steps/value"); we keep one file.
     default_sampler_name: str = "DPM++ 2M"
     default_scheduler: str = "Automatic"

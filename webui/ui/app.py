@@ -15,6 +15,7 @@ from webui.ui.client import CLIENT_JS, CSS, DARK_THEME_JS
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs
 from webui.ui.i18n import locale_head_script, make_i18n, t
+from webui.ui.keyedit import KEYEDIT_JS, keyedit_html
 from webui.ui.networks_panel import load_events
 from webui.ui.panels import selected_image
 from webui.ui.paste import img2img_targets, pasted_updates, txt2img_targets
@@ -65,6 +66,9 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
             clip_skip = gr.Slider(1, 12, value=settings.CLIP_stop_at_last_layers, step=1, label=t("Clip skip"),
                                   elem_id="setting_CLIP_stop_at_last_layers", scale=2)
         top = TopBar(checkpoint, vae, clip_skip)
+        keyedit = gr.HTML(keyedit_html(settings), elem_classes="sdw-hidden")
+        demo.load(lambda: keyedit_html(runtime.settings.current), None, [keyedit], show_progress="hidden",
+                  concurrency_limit=None)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab(t("txt2img"), id="txt2img", elem_id="tab_txt2img"):
                 txt = build_txt2img(runtime, top, style_store, jobs, previewer, thumbnails)
@@ -187,7 +191,8 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
 
 def launch_options(theme: str = "dark", *, localization: str = "Auto") -> dict:
     """Keyword arguments for Blocks.launch(): gradio 6 takes theme JS, CSS, head scripts and i18n there."""
-    options: dict[str, Any] = {"css": CSS, "head": locale_head_script(localization) + CLIENT_JS, "i18n": make_i18n()}
+    options: dict[str, Any] = {"css": CSS, "head": locale_head_script(localization) + CLIENT_JS + KEYEDIT_JS,
+                               "i18n": make_i18n()}
     if theme == "dark":
         options["js"] = DARK_THEME_JS
     return options

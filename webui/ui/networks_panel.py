@@ -9,9 +9,20 @@ import gradio as gr
 
 from webui.errors import UserInputError
 from webui.processing.runtime import Runtime
-from webui.ui.extra_networks import (ALL_FOLDERS, Card, ThumbnailCache, checkpoint_cards, embedding_cards,
-                                     filter_cards, folder_choices, lora_cards, render_cards, set_card_preview)
+from webui.ui.extra_networks import (
+    ALL_FOLDERS,
+    Card,
+    ThumbnailCache,
+    checkpoint_cards,
+    embedding_cards,
+    filter_cards,
+    folder_choices,
+    lora_cards,
+    render_cards,
+    set_card_preview,
+)
 from webui.ui.i18n import t
+from webui.ui.lora_metadata import lora_metadata_dialog
 from webui.ui.panels import selected_image
 
 EMPTY_TEXT = MappingProxyType({
@@ -112,3 +123,8 @@ def card_actions(prefix: str, runtime: Runtime, thumbnails: ThumbnailCache, tabs
     filter_inputs = [component for tab in tabs for component in (tab.search, tab.folder)]
     outputs = [checkpoint] + [component for tab in tabs for component in (tab.cards, tab.folder)]
     run.click(on_action, [action, gallery, selected, checkpoint, *filter_inputs], outputs, concurrency_limit=None)
+    if "lora" in by_kind:
+        lora_tab = by_kind["lora"]
+        render = _renderer(lora_tab, prefix, runtime, thumbnails, rescan=False)
+        lora_metadata_dialog(prefix, runtime, lambda: list(render("", ALL_FOLDERS)),
+                             [lora_tab.cards, lora_tab.folder])

@@ -52,6 +52,12 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
             fields["emphasis"] = gr.Radio(list(EMPHASIS_MODES), value=current.emphasis, label=t("Emphasis mode"))
             fields["comma_padding_backtrack"] = gr.Slider(0, 74, value=current.comma_padding_backtrack, step=1,
                                                           label=t("Comma back-off (tokens)"))
+            fields["keyedit_precision_attention"] = gr.Slider(
+                0.01, 0.2, value=current.keyedit_precision_attention, step=0.01,
+                label=t("Ctrl+Up/Down precision when editing (attention:1.1)"))
+            fields["keyedit_precision_extra"] = gr.Slider(
+                0.01, 0.2, value=current.keyedit_precision_extra, step=0.01,
+                label=t("Ctrl+Up/Down precision when editing <extra networks:0.9>"))
         with gr.Tab(t("Live previews")):
             fields["live_previews_enable"] = gr.Checkbox(current.live_previews_enable, label=t("Show live previews"))
             fields["show_progress_every_n_steps"] = gr.Slider(
@@ -66,7 +72,7 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
     names = list(fields)
 
     def on_apply(*values):
-        changes = {name: value for name, value in zip(names, values)}
+        changes = {name: value for name, value in zip(names, values, strict=True)}
         for name in ("default_steps", "default_width", "default_height", "comma_padding_backtrack",
                      "show_progress_every_n_steps"):
             changes[name] = int(changes[name])
