@@ -95,16 +95,20 @@ def find_preview(path: Path) -> Path | None:
     return None
 
 
+def _read_sidecar(sidecar: Path) -> dict[str, Any]:
+    """The sidecar's JSON object; {} when it is missing, unreadable or not an object."""
+    if not sidecar.is_file():
+        return {}
+    try:
+        loaded = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def read_user_metadata(path: Path) -> UserMetadata:
     """Parse the user sidecar next to `path`; a missing or broken sidecar gives empty values."""
-    data: dict[str, Any] = {}
-    sidecar = path.with_suffix(".json")
-    if sidecar.is_file():
-        try:
-            loaded = json.loads(sidecar.read_text(encoding="utf-8"))
-            data = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            data = {}
+    data = _read_sidecar(path.with_suffix(".json"))
     description = str(data.get("description", "") or "")
     for candidate in (path.with_suffix(".txt"), path.with_suffix(".description.txt")):
         if not description and candidate.is_file():
@@ -124,13 +128,7 @@ def write_user_metadata(path: Path, user: UserMetadata) -> Path:
     Keys this app does not edit (written by A1111 or extensions) are kept; an unreadable sidecar is replaced.
     """
     sidecar = path.with_suffix(".json")
-    data: dict[str, Any] = {}
-    if sidecar.is_file():
-        try:
-            loaded = json.loads(sidecar.read_text(encoding="utf-8"))
-            data = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            data = {}
+    data = _read_sidecar(sidecar)
     data.update({"description": user.description, "activation text": user.activation_text,
                  "preferred weight": user.preferred_weight, "negative text": user.negative_text,
                  "notes": user.notes, "sd version": user.sd_version})
