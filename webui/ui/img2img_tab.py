@@ -18,6 +18,7 @@ from webui.processing.txt2img import GenerationResult
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
 from webui.ui.i18n import t
+from webui.ui.img2img_size import resize_by_values, size_controls, wire_size_controls
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (
     OutputArea,
@@ -124,6 +125,8 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                     extra["resize_mode"] = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index",
                                                     label=t("Resize mode"), elem_id="img2img_resize_mode")
                     params = sampling_params("img2img", runtime.settings.current)
+                    sizes = size_controls()
+                    extra["size_kind"], extra["size_scale"] = sizes.kind, sizes.scale
                     extra["denoising"] = gr.Slider(0, 1, value=0.75, step=0.01, label=t("Denoising strength"),
                                                    elem_id="img2img_denoising_strength")
                     with gr.Accordion(t("Inpaint"), open=True, elem_id="img2img_inpaint_controls",
@@ -153,6 +156,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
     mode.change(lambda name: gr.Accordion(visible=name in ("Inpaint", "Inpaint upload", "Batch")), [mode],
                 [inpaint_controls], show_progress="hidden", concurrency_limit=None)
     card_actions("img2img", runtime, thumbnails, tabs, output.gallery, output.selected, top.checkpoint)
+    wire_size_controls(sizes, mode, [init_image, sketch, inpaint, extra["upload_image"]], params.width, params.height)
     extra["mode"] = mode  # other tabs' "Send to" buttons switch the sub-tab and must set the mode with it
     tab = Img2ImgTab(prompts, params, output, mode_tabs, init_image, sketch, inpaint, tabs, extra)
 
@@ -174,6 +178,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                                    data[extra["batch_mask"]])
             else:
                 image, mask = init_and_mask(data[mode], data, tab)
+                values.update(resize_by_values(data, sizes, image))
                 generation_request = make_request(Img2ImgRequest, {**values, "init_images": [image], "mask": mask})
                 work = lambda running: img2img(generation_request, runtime, running)  # noqa: E731
         except UserInputError as error:
@@ -214,7 +219,7 @@ def _batch_work(runtime: Runtime, values: dict, input_dir: str, output_dir: str,
             request = make_request(Img2ImgRequest, {**values, "init_images": [image], "mask": mask,
                                                     "save_images": target is None})
             result = img2img(request, runtime, job)
-            for index, (picture, text) in enumerate(zip(result.images, result.infotexts)):
+            for index, (picture, text) in enumerate(zip(result.images, result.infotexts, strict=True)):
                 if target is not None:
                     target.mkdir(parents=True, exist_ok=True)
                     suffix = f"-{index}" if index else ""

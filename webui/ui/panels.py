@@ -180,8 +180,8 @@ def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
     ratio = gr.State(1.0)
     lock.change(lambda on, w, h: (w / h) if on and h else 1.0, [lock, width, height], [ratio], **quick)
     # gr.skip() when unlocked: echoing the other side's value back would race with the user typing into it.
-    width.release(lambda on, w, r: _snap8(w / r) if on else gr.skip(), [lock, width, ratio], [height], **quick)
-    height.release(lambda on, h, r: _snap8(h * r) if on else gr.skip(), [lock, height, ratio], [width], **quick)
+    width.release(lambda on, w, r: snap8(w / r) if on else gr.skip(), [lock, width, ratio], [height], **quick)
+    height.release(lambda on, h, r: snap8(h * r) if on else gr.skip(), [lock, height, ratio], [width], **quick)
     # ♻️ is wired by the tab, which knows its output area's infotext
     return SamplingParams(sampler, scheduler, steps, width, height, batch_count, batch_size, cfg_scale, seed, subseed,
                           subseed_strength, seed_resize_w, seed_resize_h, recycle, extra)
@@ -200,7 +200,7 @@ def on_sampler_typed(text: str | None):
     return sampler.name, (schedule.label if schedule is not None else gr.skip())
 
 
-def _snap8(value: float) -> int:
+def snap8(value: float) -> int:
     return int(min(2048, max(64, round(value / 8) * 8)))
 
 
