@@ -14,7 +14,7 @@ from webui.processing.styles import StyleStore
 from webui.ui.client import CLIENT_JS, CSS, DARK_THEME_JS
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs
-from webui.ui.i18n import locale_head_script, make_i18n, t
+from webui.ui.i18n import locale_head_script, make_i18n, t, translated_choices
 from webui.ui.keyedit import KEYEDIT_JS, keyedit_html
 from webui.ui.networks_panel import load_events
 from webui.ui.panels import selected_image
@@ -29,8 +29,9 @@ def checkpoint_choices(runtime: Runtime) -> list[str]:
     return [info.name for info in runtime.registry.checkpoints()]
 
 
-def vae_choices(runtime: Runtime) -> list[str]:
-    return ["Automatic", "None", *(v.name for v in runtime.registry.vaes())]
+def vae_choices(runtime: Runtime) -> list:
+    names = ["Automatic", "None", *(v.name for v in runtime.registry.vaes())]
+    return translated_choices(names, ("Automatic", "None"))
 
 
 def has_module(name: str) -> bool:
@@ -61,7 +62,7 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
             refresh = gr.Button("⟳", elem_classes="sdw-tool", elem_id="refresh_sd_model_checkpoint", scale=0,
                                 min_width=40)
             vaes = vae_choices(runtime)
-            vae = gr.Dropdown(vaes, value=settings.sd_vae if settings.sd_vae in vaes else "Automatic",
+            vae = gr.Dropdown(vaes, value=settings.sd_vae if settings.sd_vae in dict(vaes).values() else "Automatic",
                               label=t("SD VAE"), elem_id="setting_sd_vae", scale=2)
             clip_skip = gr.Slider(1, 12, value=settings.CLIP_stop_at_last_layers, step=1, label=t("Clip skip"),
                                   elem_id="setting_CLIP_stop_at_last_layers", scale=2)

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 from webui.ui.panels import snap8
 
 RESIZE_TO, RESIZE_BY = "Resize to", "Resize by"
@@ -24,8 +24,8 @@ class SizeControls:
 def size_controls() -> SizeControls:
     """Build the controls (call inside the img2img Generation tab, next to the sampling parameters)."""
     with gr.Row():
-        kind = gr.Radio([RESIZE_TO, RESIZE_BY], value=RESIZE_TO, label=t("Output size"), elem_id="img2img_size_kind",
-                        scale=3)
+        kind = gr.Radio(translated_choices([RESIZE_TO, RESIZE_BY]), value=RESIZE_TO, label=t("Output size"),
+                        elem_id="img2img_size_kind", scale=3)
         scale = gr.Slider(0.05, 4, value=1, step=0.05, label=t("Scale"), elem_id="img2img_scale", scale=3)
         from_image = gr.Button("📐", elem_id="img2img_size_from_image", elem_classes="sdw-tool", scale=0,
                                min_width=40)

@@ -17,7 +17,7 @@ from webui.processing.styles import StyleStore
 from webui.processing.txt2img import GenerationResult
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 from webui.ui.img2img_size import resize_by_values, size_controls, wire_size_controls
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (
@@ -33,6 +33,8 @@ from webui.ui.result_files import is_local
 from webui.ui.txt2img_tab import TopBar, request_values, wire_job_buttons
 
 MODES = ("img2img", "Sketch", "Inpaint", "Inpaint upload", "Batch")
+MASK_MODES = ("Inpaint masked", "Inpaint not masked")
+INPAINT_AREAS = ("Whole picture", "Only masked")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -122,8 +124,9 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                             extra["batch_in"] = gr.Textbox(label=t("Input directory"))
                             extra["batch_out"] = gr.Textbox(label=t("Output directory"))
                             extra["batch_mask"] = gr.Textbox(label=t("Inpaint batch mask directory"))
-                    extra["resize_mode"] = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index",
-                                                    label=t("Resize mode"), elem_id="img2img_resize_mode")
+                    extra["resize_mode"] = gr.Radio(translated_choices(RESIZE_MODES), value=RESIZE_MODES[0],
+                                                    type="index", label=t("Resize mode"),
+                                                    elem_id="img2img_resize_mode")
                     params = sampling_params("img2img", runtime.settings.current)
                     sizes = size_controls()
                     extra["size_kind"], extra["size_scale"] = sizes.kind, sizes.scale
@@ -134,13 +137,14 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                         with gr.Row():
                             extra["mask_blur"] = gr.Slider(0, 64, value=4, step=1, label=t("Mask blur"),
                                                            elem_id="img2img_mask_blur")
-                            extra["mask_invert"] = gr.Radio(["Inpaint masked", "Inpaint not masked"], type="index",
+                            extra["mask_invert"] = gr.Radio(translated_choices(MASK_MODES), type="index",
                                                             value="Inpaint masked", label=t("Mask mode"),
                                                             elem_id="img2img_mask_mode")
-                        extra["fill"] = gr.Radio(list(INPAINTING_FILLS), value=INPAINTING_FILLS[1], type="index",
-                                                 label=t("Masked content"), elem_id="img2img_inpainting_fill")
+                        extra["fill"] = gr.Radio(translated_choices(INPAINTING_FILLS), value=INPAINTING_FILLS[1],
+                                                 type="index", label=t("Masked content"),
+                                                 elem_id="img2img_inpainting_fill")
                         with gr.Row():
-                            extra["full_res"] = gr.Radio(["Whole picture", "Only masked"], value="Whole picture",
+                            extra["full_res"] = gr.Radio(translated_choices(INPAINT_AREAS), value="Whole picture",
                                                          type="index", label=t("Inpaint area"),
                                                          elem_id="img2img_inpaint_full_res")
                             extra["padding"] = gr.Slider(0, 256, value=32, step=4,

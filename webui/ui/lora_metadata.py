@@ -10,7 +10,7 @@ from webui.errors import UserInputError
 from webui.networks.errors import LoraNotFoundError
 from webui.networks.library import LoraInfo, UserMetadata, tag_frequency, write_user_metadata
 from webui.processing.runtime import Runtime
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 
 SD_VERSIONS = ("Unknown", "SD1", "SD2", "SDXL")
 # (ss_* key, label) in the order A1111's metadata view lists the facts users look for first.
@@ -62,7 +62,8 @@ def lora_metadata_dialog(prefix: str, runtime: Runtime, rerender: Callable[[], l
                 weight = gr.Slider(0, 2, step=0.05, label=t("Preferred weight"),
                                    elem_id=f"{prefix}_lora_edit_weight")
                 notes = gr.Textbox(label=t("Notes"), lines=2, elem_id=f"{prefix}_lora_edit_notes")
-                version = gr.Dropdown(list(SD_VERSIONS), label=t("Base model"), elem_id=f"{prefix}_lora_edit_sd")
+                version = gr.Dropdown(translated_choices(SD_VERSIONS, ("Unknown",)), label=t("Base model"),
+                                      elem_id=f"{prefix}_lora_edit_sd")
                 with gr.Row():
                     save = gr.Button(t("Save"), variant="primary", elem_id=f"{prefix}_lora_edit_save")
                     close = gr.Button(t("Close"), elem_id=f"{prefix}_lora_edit_close")

@@ -21,7 +21,7 @@ from webui.ui.extra_networks import (
     render_cards,
     set_card_preview,
 )
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 from webui.ui.lora_metadata import lora_metadata_dialog
 from webui.ui.panels import selected_image
 
@@ -55,8 +55,8 @@ def network_tabs(prefix: str, runtime: Runtime, thumbnails: ThumbnailCache) -> l
         with gr.Tab(t(label), elem_id=f"{prefix}_{kind}_tab"):
             with gr.Row():
                 search = gr.Textbox(label=t("Search"), elem_id=f"{prefix}_{kind}_search", scale=4,
-                                    placeholder="Search…")
-                folder = gr.Dropdown([ALL_FOLDERS], value=ALL_FOLDERS, label=t("Subfolder"),
+                                    placeholder=t("Search…"))
+                folder = gr.Dropdown(translated_choices([ALL_FOLDERS]), value=ALL_FOLDERS, label=t("Subfolder"),
                                      elem_id=f"{prefix}_{kind}_folder", scale=2)
                 refresh = gr.Button(t("Refresh"), elem_id=f"{prefix}_{kind}_refresh", scale=1, min_width=90)
             cards = gr.HTML(elem_id=f"{prefix}_{kind}_cards")
@@ -83,7 +83,7 @@ def _renderer(tab: NetworkTab, prefix: str, runtime: Runtime, thumbnails: Thumbn
         folders = folder_choices(cards)
         folder = folder if folder in folders else ALL_FOLDERS
         html = render_cards(filter_cards(cards, search or "", folder), prefix, thumbnails, EMPTY_TEXT[tab.kind])
-        return html, gr.Dropdown(choices=folders, value=folder)
+        return html, gr.Dropdown(choices=translated_choices(folders, (ALL_FOLDERS,)), value=folder)
     return render
 
 

@@ -12,7 +12,7 @@ from webui.errors import UserInputError
 from webui.processing.settings import Settings
 from webui.processing.styles import PromptStyle, StyleStore
 from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES, UnknownSamplerError, split_legacy_name
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 
 SEED_PATTERN = re.compile(r"(?:^|, )Seed: (-?\d+)")
 
@@ -74,12 +74,12 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
             with gr.Column(elem_classes="sdw-prompt-wrap"):
                 prompt = gr.Textbox(label=t("Prompt"), lines=3, elem_id=f"{prefix}_prompt",
                                     elem_classes="sdw-prompt",
-                                    placeholder="Prompt (press Ctrl+Enter to generate)")
+                                    placeholder=t("Prompt (press Ctrl+Enter to generate)"))
                 prompt_tokens = gr.HTML("<span>0/75</span>", elem_classes="sdw-token-counter",
                                         elem_id=f"{prefix}_token_counter")
             with gr.Column(elem_classes="sdw-prompt-wrap"):
                 negative = gr.Textbox(label=t("Negative prompt"), lines=2, elem_id=f"{prefix}_neg_prompt",
-                                      elem_classes="sdw-prompt", placeholder="Negative prompt")
+                                      elem_classes="sdw-prompt", placeholder=t("Negative prompt"))
                 negative_tokens = gr.HTML("<span>0/75</span>", elem_classes="sdw-token-counter",
                                           elem_id=f"{prefix}_negative_token_counter")
         with gr.Column(scale=2, min_width=220):
@@ -137,13 +137,17 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
     return PromptArea(prompt, negative, generate, interrupt, skip, styles, progress)
 
 
+AUTOMATIC = ("Automatic",)  # the one schedule-type label that is a word, not a name
+
+
 def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
     with gr.Row():
         # Typing filters the list; a typed or pasted legacy name ("DPM++ 2S a Karras") is split by on_sampler_typed.
         sampler = gr.Dropdown([s.name for s in SAMPLER_NAMES], value=settings.default_sampler_name,
                               label=t("Sampling method"), elem_id=f"{prefix}_sampling", filterable=True,
                               allow_custom_value=True)
-        scheduler = gr.Dropdown([s.label for s in SCHEDULE_NAMES], value=settings.default_scheduler,
+        scheduler = gr.Dropdown(translated_choices([s.label for s in SCHEDULE_NAMES], AUTOMATIC),
+                                value=settings.default_scheduler,
                                 label=t("Schedule type"), elem_id=f"{prefix}_scheduler")
     steps = gr.Slider(1, 150, value=settings.default_steps, step=1, label=t("Sampling steps"),
                       elem_id=f"{prefix}_steps")

@@ -15,9 +15,10 @@ from webui.processing.txt2img import txt2img
 from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (
+    AUTOMATIC,
     OutputArea,
     PromptArea,
     SamplingParams,
@@ -109,9 +110,11 @@ def hires_accordion(runtime: Runtime) -> Hires:
             resize_x = gr.Slider(0, 2048, value=0, step=8, label=t("Resize width to"), elem_id="txt2img_hr_resize_x")
             resize_y = gr.Slider(0, 2048, value=0, step=8, label=t("Resize height to"), elem_id="txt2img_hr_resize_y")
         with gr.Row():
-            sampler = gr.Dropdown([USE_SAME_SAMPLER, *(s.name for s in SAMPLER_NAMES)], value=USE_SAME_SAMPLER,
+            sampler = gr.Dropdown(translated_choices([USE_SAME_SAMPLER, *(s.name for s in SAMPLER_NAMES)],
+                                                     (USE_SAME_SAMPLER,)), value=USE_SAME_SAMPLER,
                                   label=t("Hires sampling method"), elem_id="hr_sampler")
-            scheduler = gr.Dropdown([USE_SAME_SCHEDULER, *(s.label for s in SCHEDULE_NAMES)],
+            scheduler = gr.Dropdown(translated_choices([USE_SAME_SCHEDULER, *(s.label for s in SCHEDULE_NAMES)],
+                                                       (USE_SAME_SCHEDULER, *AUTOMATIC)),
                                     value=USE_SAME_SCHEDULER, label=t("Hires schedule type"), elem_id="hr_scheduler")
         with gr.Row():
             prompt = gr.Textbox(label=t("Hires prompt"), lines=2, elem_id="hires_prompt",
