@@ -68,7 +68,7 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
                 0, 100, value=current.show_progress_every_n_steps, step=1,
                 label=t("Live preview every N sampling steps (0 = off)"))
         with gr.Tab(t("User interface")):
-            fields["localization"] = gr.Dropdown(translated_choices(LOCALES, ("Auto",)), label=t("Language"),
+            fields["localization"] = gr.Dropdown(list(LOCALES), label=t("Language"),
                                                  value=current.localization if current.localization in LOCALES
                                                  else "Auto",
                                                  elem_id="settings_localization",
