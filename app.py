@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from webui.offline import enforce_offline
 
 if TYPE_CHECKING:
     from webui.models.device import DeviceConfig
+    from webui.processing.runtime import Runtime
 
 enforce_offline()  # before anything imports the Hugging Face libraries
 
@@ -18,7 +20,8 @@ REPO = Path(__file__).resolve().parent
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="app.py", description="Stable Diffusion WebUI (diffusers, LoRA-first, offline)")
+    parser = argparse.ArgumentParser(prog="app.py",
+                                     description="Stable Diffusion WebUI (diffusers, LoRA-first, offline)")
     paths = parser.add_argument_group("paths")
     paths.add_argument("--data-dir", type=Path, default=REPO, help="base folder for outputs, cache.json, config.json")
     paths.add_argument("--ckpt-dir", type=Path, default=REPO / "models" / "Stable-diffusion",
@@ -142,12 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     runtime = build_runtime(folders, device, hashing=not args.no_hashing)
     log = logging.getLogger("webui")
     checkpoints = runtime.registry.checkpoints()
-    log.info("Device %s (%s); %d checkpoint(s) in %s", device.device, device.dtype, len(checkpoints), folders.checkpoints)
+    log.info("Device %s (%s); %d checkpoint(s) in %s", device.device, device.dtype, len(checkpoints),
+             folders.checkpoints)
     if not checkpoints:
         log.warning("No checkpoint found: put a .safetensors model into %s and press refresh", folders.checkpoints)
-    elif args.ckpt:
-        runtime.models.load(args.ckpt)
-    elif runtime.registry.default_checkpoint().stem == BUNDLED_DEMO_STEM:
+    elif runtime.registry.default_checkpoint().stem == BUNDLED_DEMO_STEM and not args.ckpt:
         log.info("No checkpoint of your own in %s: using the bundled demo model %s (it draws coloured shapes)",
                  folders.checkpoints, runtime.registry.default_checkpoint().name)
     host = args.server_name or ("0.0.0.0" if args.listen else "127.0.0.1")
@@ -157,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from webui.api.server import api_only_app
 
+        if checkpoints:
+            preload_checkpoint(runtime, args.ckpt or runtime.settings.current.sd_model_checkpoint, log)
         from webui.processing.shutdown import stopping_handler
 
         server = uvicorn.Server(uvicorn.Config(api_only_app(router), host=host, port=args.port or 7861,
@@ -181,11 +185,33 @@ def main(argv: list[str] | None = None) -> int:
 
         attach_api(app, router)
         log.info("API at %s/sdapi/v1 (docs at /docs)", demo.local_url.rstrip("/"))
+    if checkpoints:
+        preload_checkpoint(runtime, args.ckpt or runtime.settings.current.sd_model_checkpoint, log)
     from webui.processing.shutdown import stop_jobs_on_signals
 
     stop_jobs_on_signals(runtime.queue)  # SIGTERM interrupts the running job, then the server closes
     demo.block_thread()
     return 0
+
+
+def preload_checkpoint(runtime: Runtime, wanted: str | None, log: logging.Logger) -> threading.Thread:
+    """Load the checkpoint at start, as A1111 does, but in the background: the page is usable at once, and the
+    first Generate finds the model loaded (or waits on the model lock for the rest of the load)."""
+
+    def load() -> None:
+        try:
+            try:
+                runtime.models.load(wanted)
+            except ValueError:  # a remembered checkpoint that is gone: the default one instead
+                if not wanted:
+                    raise
+                runtime.models.load(None)
+        except Exception as error:  # the UI stays up; the first Generate reports the problem again
+            log.error("Could not load a checkpoint at start: %s", error)
+
+    thread = threading.Thread(target=load, name="preload-checkpoint", daemon=True)
+    thread.start()
+    return thread
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """Assemble the /sdapi/v1 router and serve it: on Gradio's own server (--api) or alone with uvicorn (--nowebui)."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from swagger_ui_bundle import swagger_ui_path
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from webui.api.auth import basic_auth_dependency
 from webui.api.errors import A1111Route
@@ -24,7 +24,7 @@ from webui.processing.runtime import Runtime
 API_PREFIX = "/sdapi/v1"
 TITLE = "Stable Diffusion WebUI API (A1111-compatible)"
 VERSION = "1.0"
-DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")  # served from the swagger-ui-bundle package: no CDN
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")  # served from the swagger-ui-py package: no CDN
 
 
 def build_api_router(runtime: Runtime, flags: dict[str, Any] | None = None,
@@ -43,6 +43,14 @@ def build_api_router(runtime: Runtime, flags: dict[str, Any] | None = None,
     return router
 
 
+def swagger_ui_static() -> Path:
+    """Swagger UI 5 from swagger-ui-py: it renders the OpenAPI 3.1 FastAPI emits (swagger-ui-bundle's 3.x cannot)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("swagger-ui-py is not installed (pip install -r requirements.txt)")
+    return Path(spec.origin).parent / "static"
+
+
 def add_docs(app: FastAPI, router: APIRouter) -> None:
     """/docs and /openapi.json describing the API routes only (Gradio's own routes stay out of them)."""
     schema: dict[str, Any] = {}
@@ -57,10 +65,10 @@ def add_docs(app: FastAPI, router: APIRouter) -> None:
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="data:,")
 
-    def docs_asset(name: str) -> FileResponse:
+    def docs_asset(name: str) -> Response:
         if name not in DOCS_ASSETS:  # a fixed list: nothing else on disk is reachable through this route
             return JSONResponse({"error": "NotFound", "detail": name}, status_code=404)
-        return FileResponse(Path(str(swagger_ui_path)) / name)
+        return FileResponse(swagger_ui_static() / name)
 
     app.add_api_route("/openapi.json", openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)

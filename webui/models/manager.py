@@ -69,6 +69,7 @@ class ModelManager:
         self.device = device
         self._lock = threading.RLock()
         self._loaded: LoadedModel | None = None
+        self.loading: str | None = None  # the checkpoint being read from disk right now, for progress displays
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -106,14 +107,17 @@ class ModelManager:
         resolve_architecture(info.path)
         previous = current.checkpoint if current else None, current.vae if current else None
         self._free()
+        self.loading = info.name
         try:
             components = load_components(info.path, self.device, vae_info.path if vae_info else None)
         except Exception:
             if previous[0] is not None:
                 self._reload_previous(*previous)
             raise
+        finally:
+            self.loading = None
         self._loaded = LoadedModel(info, components, vae_info, self.registry.short_hash(info),
-                                       self.device.lora_keep_backups)
+                                   self.device.lora_keep_backups)
         log.info("Loaded %s (%s)%s", info.name, components.architecture.name,
                  f" with VAE {vae_info.name}" if vae_info else "")
         return self._loaded

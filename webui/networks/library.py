@@ -11,9 +11,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
+from webui.files import atomic_write_text
 from webui.networks.errors import LoraFileError, LoraNotFoundError
+from webui.networks.family import lora_family
 from webui.networks.keymap import ModelNames
-from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, guess_family, header_problem, read_lora, read_metadata
+from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, header_problem, read_header, read_lora, read_metadata
 from webui.paths import model_files
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
@@ -68,12 +70,12 @@ class LoraInfo:
     metadata: Mapping[str, str] = field(repr=False, default_factory=dict)
 
 
-def top_tags(metadata: Mapping[str, str], limit: int = 10) -> tuple[str, ...]:
-    """Most frequent training tags (summed over datasets in `ss_tag_frequency`), the usual trigger words."""
+def tag_frequency(metadata: Mapping[str, str]) -> list[tuple[str, int]]:
+    """Training tags with their counts (summed over the datasets in `ss_tag_frequency`), most frequent first."""
     try:
         frequency = json.loads(metadata.get("ss_tag_frequency", "") or "{}")
     except ValueError:
-        return ()
+        return []
     counts: dict[str, int] = {}
     if isinstance(frequency, dict):
         for tags in frequency.values():
@@ -83,8 +85,12 @@ def top_tags(metadata: Mapping[str, str], limit: int = 10) -> tuple[str, ...]:
                 tag = str(tag).strip()
                 if tag and isinstance(count, (int, float)):
                     counts[tag] = counts.get(tag, 0) + int(count)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return tuple(tag for tag, _ in ranked[:limit])
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def top_tags(metadata: Mapping[str, str], limit: int = 10) -> tuple[str, ...]:
+    """Most frequent training tags, the usual trigger words."""
+    return tuple(tag for tag, _ in tag_frequency(metadata)[:limit])
 
 
 def find_preview(path: Path) -> Path | None:
@@ -96,16 +102,20 @@ def find_preview(path: Path) -> Path | None:
     return None
 
 
+def _read_sidecar(sidecar: Path) -> dict[str, Any]:
+    """The sidecar's JSON object; {} when it is missing, unreadable or not an object."""
+    if not sidecar.is_file():
+        return {}
+    try:
+        loaded = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def read_user_metadata(path: Path) -> UserMetadata:
     """Parse the user sidecar next to `path`; a missing or broken sidecar gives empty values."""
-    data: dict[str, Any] = {}
-    sidecar = path.with_suffix(".json")
-    if sidecar.is_file():
-        try:
-            loaded = json.loads(sidecar.read_text(encoding="utf-8"))
-            data = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            data = {}
+    data = _read_sidecar(path.with_suffix(".json"))
     description = str(data.get("description", "") or "")
     for candidate in (path.with_suffix(".txt"), path.with_suffix(".description.txt")):
         if not description and candidate.is_file():
@@ -117,6 +127,20 @@ def read_user_metadata(path: Path) -> UserMetadata:
     return UserMetadata(activation_text=str(data.get("activation text", "") or ""), preferred_weight=weight,
                         negative_text=str(data.get("negative text", "") or ""), notes=str(data.get("notes", "") or ""),
                         description=description, sd_version=str(data.get("sd version", "") or ""))
+
+
+def write_user_metadata(path: Path, user: UserMetadata) -> Path:
+    """Write A1111's user sidecar `<stem>.json` next to the LoRA `path` in one step (temp file + rename).
+
+    Keys this app does not edit (written by A1111 or extensions) are kept; an unreadable sidecar is replaced.
+    """
+    sidecar = path.with_suffix(".json")
+    data = _read_sidecar(sidecar)
+    data.update({"description": user.description, "activation text": user.activation_text,
+                 "preferred weight": user.preferred_weight, "negative text": user.negative_text,
+                 "notes": user.notes, "sd version": user.sd_version})
+    atomic_write_text(sidecar, json.dumps(data, indent=4, ensure_ascii=False))
+    return sidecar
 
 
 class LoraLibrary:
@@ -232,9 +256,9 @@ class LoraLibrary:
     def info(self, name: str) -> LoraInfo:
         """Card metadata for `name`: family hint, ss_* training facts, trigger words, modelspec, preview, sidecar."""
         entry = self.resolve(name)
-        metadata = read_metadata(entry.path)
+        shapes, metadata = read_header(entry.path)
         user = read_user_metadata(entry.path)
-        family = guess_family({}, metadata)
+        family = lora_family(shapes, metadata)
         if user.sd_version.upper() in _SD_VERSIONS:
             family = _SD_VERSIONS[user.sd_version.upper()]  # the user's choice overrides detection, as in A1111
         return LoraInfo(

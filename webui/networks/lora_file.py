@@ -17,9 +17,10 @@ from safetensors import safe_open
 
 from webui.errors import ModelFileError
 from webui.networks.errors import LoraFileError
-from webui.networks.keymap import FAMILY_BY_CONTEXT_WIDTH, ModelNames
+from webui.networks.family import lora_family
+from webui.networks.keymap import ModelNames
 from webui.networks.layers import FullPatch, Ia3Patch, LayerPatch, LohaPatch, LokrPatch, LoraPatch, NormPatch
-from webui.safetensors_header import read_header_json, read_safetensors_header
+from webui.safetensors_header import read_safetensors_header
 
 LORA_EXTENSIONS = (".safetensors", ".pt", ".ckpt")
 _KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
@@ -64,16 +65,21 @@ def _read_raw(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return {k: v for k, v in loaded.items() if isinstance(v, torch.Tensor)}, {}
 
 
+def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """The tensor shapes and string metadata of a .safetensors header (cheap: no tensor is read); empty for
+    pickle formats or unreadable files."""
+    if path.suffix.lower() != ".safetensors":
+        return {}, {}
+    try:
+        parsed = read_safetensors_header(path)
+    except (OSError, ModelFileError):
+        return {}, {}
+    return dict(parsed.shapes), dict(parsed.metadata)
+
+
 def read_metadata(path: Path) -> dict[str, str]:
     """Only the safetensors header metadata (cheap: no tensor is read); {} for pickle formats or bad files."""
-    if path.suffix.lower() != ".safetensors":
-        return {}
-    try:
-        header, _, _ = read_header_json(path)
-    except (OSError, ModelFileError):
-        return {}
-    metadata = header.get("__metadata__") or {}
-    return {str(k): str(v) for k, v in metadata.items()}
+    return read_header(path)[1]
 
 
 def header_problem(path: Path) -> str:
@@ -203,37 +209,6 @@ def build_patch(parts: Mapping[str, torch.Tensor]) -> LayerPatch | None:
     return None
 
 
-def _input_width(patch: LayerPatch) -> int | None:
-    if isinstance(patch, LoraPatch):
-        return int(patch.down.shape[1])
-    if isinstance(patch, LohaPatch) and patch.t1 is None:
-        return int(patch.w1_b.shape[1])
-    return None
-
-
-def guess_family(groups: Mapping[str, LayerPatch], metadata: Mapping[str, str]) -> str:
-    """Shapes first (cross-attention key/value input width), then SDXL-only names, then metadata as a hint."""
-    for base, patch in groups.items():
-        flat = base.replace(".", "_")
-        if "attn2_to_k" in flat or "attn2_to_v" in flat:
-            width = _input_width(patch)
-            if width in FAMILY_BY_CONTEXT_WIDTH:
-                return FAMILY_BY_CONTEXT_WIDTH[width]
-    if any(b.startswith("lora_te2_") or b.startswith("text_encoder_2.") for b in groups):
-        return "sdxl"
-    if any(b.startswith("lora_unet_") and ("input_blocks_" in b or "output_blocks_" in b) for b in groups):
-        return "sdxl"
-    base_version = metadata.get("ss_base_model_version", "")
-    architecture = metadata.get("modelspec.architecture", "")
-    if base_version.startswith("sdxl") or architecture.startswith("stable-diffusion-xl"):
-        return "sdxl"
-    if metadata.get("ss_v2") == "True" or base_version.startswith("sd_v2") or architecture.startswith("stable-diffusion-v2"):
-        return "sd2"
-    if any(k.startswith("ss_") for k in metadata) or architecture.startswith("stable-diffusion-v1"):
-        return "sd1"
-    return "unknown"
-
-
 def parse_lora(name: str, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str], names: ModelNames,
                path: Path | None = None, identity: str | None = None) -> LoraFile:
     """Group `tensors` per layer, build patches and bind them to `names`; raises LoraFileError for unusable files."""
@@ -274,7 +249,8 @@ def parse_lora(name: str, tensors: Mapping[str, torch.Tensor], metadata: Mapping
             unmatched.append(base)
         else:
             modules[target] = patch
-    return LoraFile(name=name, path=path, metadata=dict(metadata), family=guess_family(patches, metadata),
+    shapes = {key: tuple(tensor.shape) for key, tensor in tensors.items()}
+    return LoraFile(name=name, path=path, metadata=dict(metadata), family=lora_family(shapes, metadata),
                     modules=modules, unmatched_keys=tuple(sorted(unmatched)),
                     unsupported_keys=tuple(sorted(unsupported)), bundled_embeddings=tuple(sorted(bundled)),
                     identity=identity or uuid.uuid4().hex)

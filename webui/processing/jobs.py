@@ -31,6 +31,7 @@ class JobState:
     make_preview: Callable[[object], object] | None = None  # denoised latents -> PIL image (set by the caller)
     on_step: Callable[["JobState"], None] | None = None
     text: str = ""  # what the job is doing, e.g. a script's "Cell 3 / 12" (A1111's state.job)
+    pass_names: tuple[str, ...] = ()  # the passes each image goes through (hires fix: two), named for progress
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def begin(self, job_no: int) -> None:

@@ -124,6 +124,11 @@ def _write_image(handle, image: Image.Image, fmt: str, infotext: str | None, qua
     image.save(handle, format=fmt, **options)
 
 
+def default_filename_pattern(save_to_dirs: bool) -> str:
+    """A1111's pattern when "Images filename pattern" is empty: the seed, plus the prompt when not in subfolders."""
+    return "[seed]" if save_to_dirs else "[seed]-[prompt_spaces]"
+
+
 def save_image(
     image: Image.Image,
     folder: Path,

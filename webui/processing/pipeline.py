@@ -18,7 +18,7 @@ from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode
                                           make_unet_call, text_encoders_on_device, to_pil)
 from webui.processing.noise import image_noise
 from webui.paths import resolve_inside
-from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
+from webui.processing.outputs import dated_folder, default_filename_pattern, make_grid, save_grid, save_image
 from webui.processing.network_stack import NetworkActivation, activate_networks
 from webui.processing.prompt_conds import (ConditioningBuilder, PromptPlan, embeddings_for, plan_prompt,
                                           prompt_encoder_for)
@@ -297,7 +297,8 @@ def store_image(result: GenerationResult, image: Image.Image, text: str, seed: i
                 "cfg": request.cfg_scale, "sampler": request.sampler_name, "width": request.width,
                 "height": request.height}
         result.paths.append(str(save_image(image, folder, seed=seed, infotext=text,
-                                           pattern=settings.samples_filename_pattern or "[seed]",
+                                           pattern=settings.samples_filename_pattern
+                                           or default_filename_pattern(settings.save_to_dirs),
                                            extension=settings.samples_format, tags=tags)))
 
 

@@ -28,8 +28,10 @@ class Settings(BaseModel):
     emphasis: str = "Original"
     comma_padding_backtrack: int = Field(20, ge=0, le=74)
     live_previews_enable: bool = True
-    show_progress_every_n_steps: int = Field(10, ge=0, le=100)  # live preview period; 0 = off
+    show_progress_every_n_steps: int = Field(3, ge=0, le=100)  # preview period: 6 in a 20-step job; 0 = off
     extra_networks_default_multiplier: float = Field(1.0, ge=-10.0, le=10.0)
+    keyedit_precision_attention: float = Field(0.1, ge=0.01, le=0.2)  # Ctrl+Up/Down step for (text:weight)
+    keyedit_precision_extra: float = Field(0.05, ge=0.01, le=0.2)  # Ctrl+Up/Down step for <lora:name:weight>
     # Form defaults: A1111 keeps these in ui-config.json ("txt2img/Sampling steps/value"); we keep one file.
     default_sampler_name: str = "DPM++ 2M"
     default_scheduler: str = "Automatic"

@@ -10,9 +10,20 @@ from webui.processing.interrupts import interruptible
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
 from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
-from webui.processing.pipeline import (VERSION, GenerationResult, SamplingPass, base_infotext_params,
-                                       decode_to_pil, finish_grid, initial_noise, inpainting_conditioning,
-                                       prepare_prompts, run_pass, sampler_settings, store_image)
+from webui.processing.pipeline import (
+    VERSION,
+    GenerationResult,
+    SamplingPass,
+    base_infotext_params,
+    decode_to_pil,
+    finish_grid,
+    initial_noise,
+    inpainting_conditioning,
+    prepare_prompts,
+    run_pass,
+    sampler_settings,
+    store_image,
+)
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.sampling.names import resolve_sampler
@@ -34,6 +45,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
     result = GenerationResult(seeds=all_seeds, subseeds=all_subseeds)
     passes = 2 if request.enable_hr else 1
     job.job_count = request.n_iter * passes
+    job.pass_names = ("First pass", "Hires pass") if request.enable_hr else ()
 
     with runtime.models.use(request.checkpoint, request.vae) as model, interruptible(job, model.components):
         # 2. Parse prompts: extra networks out (applied), AND parts and prompt-editing schedules in.

@@ -105,14 +105,15 @@ def resolve_sampler(name: str, schedule: str | None = None) -> tuple[SamplerName
     try:
         sampler, split = find_sampler(name), None
     except UnknownSamplerError:
-        sampler, split = _split_legacy(name)
+        sampler, split = split_legacy_name(name)
     chosen = schedule if schedule and find_schedule(schedule).name != "automatic" else None
     if chosen is None and split is not None:
         chosen = "automatic" if split.name == sampler.default_schedule else split.name
     return sampler, find_schedule(chosen or "automatic")
 
 
-def _split_legacy(name: str) -> tuple[SamplerName, ScheduleName]:
+def split_legacy_name(name: str) -> tuple[SamplerName, ScheduleName | None]:
+    """A1111's pre-1.9 combined names ("DPM++ 2S a Karras") → (sampler, schedule); plain names give no schedule."""
     text = name.strip()
     for schedule in SCHEDULE_NAMES[1:]:
         for label in (schedule.label, schedule.name, *schedule.aliases):

@@ -14,24 +14,25 @@ from webui.processing.styles import StyleStore
 from webui.ui.client import CLIENT_JS, CSS, DARK_THEME_JS
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs
-from webui.ui.i18n import locale_head_script, make_i18n, t
+from webui.ui.i18n import locale_head_script, make_i18n, t, translated_choices
+from webui.ui.keyedit import KEYEDIT_JS, keyedit_html
 from webui.ui.merger_tab import build_merger
 from webui.ui.networks_panel import load_events
 from webui.ui.panels import selected_image
-from webui.ui.pnginfo_tab import build_pnginfo, form_values_from_infotext
+from webui.ui.paste import img2img_targets, pasted_updates, txt2img_targets
+from webui.ui.pnginfo_tab import build_pnginfo
+from webui.ui.result_files import saved_folders, wire_open_folder
 from webui.ui.settings_tab import build_settings
 from webui.ui.txt2img_tab import TopBar, build_txt2img
-
-PASTE_FIELDS = ("prompt", "negative_prompt", "steps", "sampler_name", "scheduler", "cfg_scale", "seed", "width",
-                "height", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h")
 
 
 def checkpoint_choices(runtime: Runtime) -> list[str]:
     return [info.name for info in runtime.registry.checkpoints()]
 
 
-def vae_choices(runtime: Runtime) -> list[str]:
-    return ["Automatic", "None", *(v.name for v in runtime.registry.vaes())]
+def vae_choices(runtime: Runtime) -> list:
+    names = ["Automatic", "None", *(v.name for v in runtime.registry.vaes())]
+    return translated_choices(names, ("Automatic", "None"))
 
 
 def has_module(name: str) -> bool:
@@ -39,23 +40,12 @@ def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def paste_targets(tab) -> dict[str, gr.components.Component]:
-    """Request field → the tab's component, for filling a tab from an infotext."""
-    p, s = tab.prompts, tab.params
-    return {"prompt": p.prompt, "negative_prompt": p.negative, "steps": s.steps, "sampler_name": s.sampler,
-            "scheduler": s.scheduler, "cfg_scale": s.cfg_scale, "seed": s.seed, "width": s.width, "height": s.height,
-            "subseed": s.subseed, "subseed_strength": s.subseed_strength, "seed_resize_from_w": s.seed_resize_w,
-            "seed_resize_from_h": s.seed_resize_h}
-
-
-def pasted_values(infotext: str, top: TopBar) -> tuple[list[Any], list[Any]]:
-    """(tab values in PASTE_FIELDS order, [clip skip, VAE]); keys the infotext lacks keep the form's value."""
+def pasted_values(infotext: str, targets: dict, mode: str) -> list[Any]:
+    """Values for `targets` from an infotext (keys it lacks keep the form's value); bad text is a UI error."""
     try:
-        fields = form_values_from_infotext(infotext)
+        return pasted_updates(infotext, targets, mode)
     except UserInputError as error:
         raise gr.Error(str(error)) from None
-    values = [fields.get(name, gr.skip()) for name in PASTE_FIELDS]
-    return values, [fields.get("clip_skip", 1), fields.get("vae", gr.skip())]
 
 
 def build_ui(runtime: Runtime) -> gr.Blocks:
@@ -73,11 +63,14 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
             refresh = gr.Button("⟳", elem_classes="sdw-tool", elem_id="refresh_sd_model_checkpoint", scale=0,
                                 min_width=40)
             vaes = vae_choices(runtime)
-            vae = gr.Dropdown(vaes, value=settings.sd_vae if settings.sd_vae in vaes else "Automatic",
+            vae = gr.Dropdown(vaes, value=settings.sd_vae if settings.sd_vae in dict(vaes).values() else "Automatic",
                               label=t("SD VAE"), elem_id="setting_sd_vae", scale=2)
             clip_skip = gr.Slider(1, 12, value=settings.CLIP_stop_at_last_layers, step=1, label=t("Clip skip"),
                                   elem_id="setting_CLIP_stop_at_last_layers", scale=2)
         top = TopBar(checkpoint, vae, clip_skip)
+        keyedit = gr.HTML(keyedit_html(settings), elem_classes="sdw-hidden")
+        demo.load(lambda: keyedit_html(runtime.settings.current), None, [keyedit], show_progress="hidden",
+                  concurrency_limit=None)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab(t("txt2img"), id="txt2img", elem_id="tab_txt2img"):
                 txt = build_txt2img(runtime, top, style_store, jobs, previewer, thumbnails)
@@ -111,6 +104,10 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
         if img is not None:
             load_events(demo, img.network_tabs, "img2img", runtime, thumbnails)
         _wire_send_to(top, tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img, png_to_img2img)
+        for prefix in ("txt2img", "img2img"):
+            wire_open_folder(prefix, runtime)
+    # Saved results are downloadable (a remote browser's "where did it go?"); only the output folders are served.
+    gr.set_static_paths([runtime.folders.outputs, *saved_folders(runtime)])
     return demo
 
 
@@ -152,36 +149,35 @@ def _wire_defaults(demo: gr.Blocks, runtime: Runtime, top: TopBar, tabs: list) -
 
 def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img,
                   png_to_img2img) -> None:
-    txt_targets = list(paste_targets(txt).values())
+    txt_targets = txt2img_targets(txt, top)
 
     def to_txt2img(infotext):
-        values, top_values = pasted_values(infotext, top)
-        return [*values, *top_values, gr.Tabs(selected="txt2img")]
+        if not infotext.strip():
+            raise gr.Error("This image carries no generation parameters")
+        return [*pasted_values(infotext, txt_targets, "txt2img"), gr.Tabs(selected="txt2img")]
 
-    png_to_txt2img.click(to_txt2img, [png_infotext], [*txt_targets, top.clip_skip, top.vae, tabs],
-                         concurrency_limit=None)
+    png_to_txt2img.click(to_txt2img, [png_infotext], [*txt_targets.values(), tabs], concurrency_limit=None)
     for tab in [txt] + ([img] if img is not None else []):  # a chosen X/Y/Z cell's settings back to txt2img
         if getattr(tab, "scripts", None) is not None:
-            tab.scripts.to_txt2img.click(to_txt2img, [tab.output.infotext], [*txt_targets, top.clip_skip, top.vae,
-                                                                               tabs], concurrency_limit=None)
+            tab.scripts.to_txt2img.click(to_txt2img, [tab.output.infotext], [*txt_targets.values(), tabs],
+                                         concurrency_limit=None)
     if img is not None:
-        img_targets = list(paste_targets(img).values())
+        img_targets = img2img_targets(img, top)
         mode = img.extra["mode"]
 
         def send(kind: str):
             def handler(images, index, infotext):
                 picture = selected_image(images, index)
-                values, top_values = pasted_values(infotext, top) if infotext else ([gr.skip()] * len(PASTE_FIELDS),
-                                                                                    [gr.skip(), gr.skip()])
+                values = pasted_values(infotext, img_targets, "img2img")
                 init = picture if kind == "img2img" else gr.skip()
                 editor = {"background": picture, "layers": [], "composite": picture} if kind == "inpaint" \
                     else gr.skip()
                 sub_tab = "img2img" if kind == "img2img" else "inpaint"
-                return [init, editor, "img2img" if kind == "img2img" else "Inpaint", *values, *top_values,
+                return [init, editor, "img2img" if kind == "img2img" else "Inpaint", *values,
                         gr.Tabs(selected="img2img"), gr.Tabs(selected=sub_tab)]
             return handler
 
-        outputs = [img.init_image, img.inpaint, mode, *img_targets, top.clip_skip, top.vae, tabs, img.mode_tabs]
+        outputs = [img.init_image, img.inpaint, mode, *img_targets.values(), tabs, img.mode_tabs]
         for button, kind in ((txt.output.to_img2img, "img2img"), (txt.output.to_inpaint, "inpaint")):
             button.click(send(kind), [txt.output.gallery, txt.output.selected, txt.output.infotext], outputs,
                          concurrency_limit=None)
@@ -194,12 +190,11 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
                 raise gr.Error("Drop an image first")
             with Image.open(path) as opened:
                 picture = opened.convert("RGB")
-            values, top_values = pasted_values(infotext, top) if infotext.strip() else (
-                [gr.skip()] * len(PASTE_FIELDS), [gr.skip(), gr.skip()])
-            return [picture, "img2img", *values, *top_values, gr.Tabs(selected="img2img"), gr.Tabs(selected="img2img")]
+            values = pasted_values(infotext, img_targets, "img2img")
+            return [picture, "img2img", *values, gr.Tabs(selected="img2img"), gr.Tabs(selected="img2img")]
 
         png_to_img2img.click(png_send, [png_image, png_infotext],
-                             [img.init_image, mode, *img_targets, top.clip_skip, top.vae, tabs, img.mode_tabs],
+                             [img.init_image, mode, *img_targets.values(), tabs, img.mode_tabs],
                              concurrency_limit=None)
     if extras_image is not None:
         for output in [txt.output] + ([img.output] if img is not None else []):
@@ -209,7 +204,8 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
 
 def launch_options(theme: str = "dark", *, localization: str = "Auto") -> dict:
     """Keyword arguments for Blocks.launch(): gradio 6 takes theme JS, CSS, head scripts and i18n there."""
-    options: dict[str, Any] = {"css": CSS, "head": locale_head_script(localization) + CLIENT_JS, "i18n": make_i18n()}
+    options: dict[str, Any] = {"css": CSS, "head": locale_head_script(localization) + CLIENT_JS + KEYEDIT_JS,
+                               "i18n": make_i18n()}
     if theme == "dark":
         options["js"] = DARK_THEME_JS
     return options

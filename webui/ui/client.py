@@ -33,6 +33,18 @@ CSS = """
 .sdw-card .placeholder { position: absolute; top: 35%; width: 100%; text-align: center; font-size: 3em; opacity: 0.35; }
 .sdw-empty { opacity: 0.7; padding: 8px; }
 .sdw-pre { white-space: pre-wrap; word-break: break-word; }
+.sdw-dialog { position: fixed !important; top: 6vh; left: 50%; transform: translateX(-50%); width: min(1000px, 94vw);
+  max-height: 88vh; overflow-y: auto; z-index: 1000; padding: 12px; box-shadow: 0 8px 40px rgba(0, 0, 0, 0.6);
+  background: var(--background-fill-primary, #1f2937); border-radius: 8px; }
+.sdw-dialog .sdw-dialog { position: static !important; transform: none; width: auto; max-height: none;
+  box-shadow: none; padding: 0; }
+.sdw-meta { width: 100%; font-size: 0.85em; border-collapse: collapse; margin-bottom: 10px; }
+.sdw-meta th, .sdw-meta td { text-align: left; padding: 2px 6px;
+  border-bottom: 1px solid var(--border-color-primary, #444); }
+.sdw-tags { max-height: 300px; }
+.sdw-saved { font-size: 0.85em; margin-top: 4px; word-break: break-all; }
+.sdw-saved button, .sdw-saved a { cursor: pointer; text-decoration: none; }
+[id$='_gallery'] img, [id$='_gallery'] video { object-fit: contain !important; }
 """
 
 # Delegated listeners, installed once; they survive Gradio re-rendering the card HTML.
@@ -84,6 +96,12 @@ CLIENT_JS = """
       }
       return;
     }
+    if (event.target.closest('.sdw-edit-metadata')) {
+      const box = document.querySelector('#' + prefix + '_lora_edit_name textarea');
+      setValue(box, card.dataset.name + '\\u0000' + Date.now());
+      setTimeout(function () { document.querySelector('#' + prefix + '_lora_edit_button').click(); }, 50);
+      return;
+    }
     if (card.dataset.kind === 'checkpoint') {
       const box = document.querySelector('#' + prefix + '_card_action textarea');
       setValue(box, 'checkpoint\\u0000' + card.dataset.name + '\\u0000' + Date.now());
@@ -91,6 +109,13 @@ CLIENT_JS = """
       return;
     }
     window.sdwInsert(prefix, card.dataset.insert);
+  });
+  document.addEventListener('click', function (event) {
+    const button = event.target.closest && event.target.closest('.sdw-open-folder');
+    if (!button) { return; }
+    const prefix = button.dataset.prefix;
+    setValue(document.querySelector('#' + prefix + '_open_folder_path textarea'), button.dataset.folder);
+    setTimeout(function () { document.querySelector('#' + prefix + '_open_folder_button').click(); }, 50);
   });
 })();
 </script>

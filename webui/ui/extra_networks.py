@@ -169,9 +169,11 @@ def render_cards(cards: list[Card], prefix: str, thumbnails: ThumbnailCache, emp
         classes = "sdw-card" + (" incompatible" if card.incompatible else "")
         attrs = " ".join(f'data-{key}="{html.escape(value, quote=True)}"' for key, value in
                          (("prefix", prefix), ("kind", card.kind), ("name", card.name), ("insert", card.insert)))
+        edit = ("<span class='sdw-edit-metadata' title='Edit metadata and view training metadata'>🛠</span>"
+                if card.kind == "lora" else "")
         action = "" if card.kind == "checkpoint" else (
             "<div class='actions'><span class='sdw-set-preview' title='Set preview from the selected image'>"
-            "▣</span></div>")
+            f"▣</span>{edit}</div>")
         initial = html.escape(card.name[:1].upper() or "?")
         placeholder = "" if url else f"<div class='placeholder'>{initial}</div>"
         parts.append(

@@ -1,8 +1,9 @@
 """Run one generation through the shared queue and stream its progress, ETA and live preview to the page."""
 from __future__ import annotations
 
+import html
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 
 import gradio as gr
 import torch
@@ -11,6 +12,7 @@ from webui.processing.jobs import JobState
 from webui.processing.previews import LatentPreviewer
 from webui.processing.runtime import Runtime
 from webui.processing.txt2img import GenerationResult
+from webui.ui.result_files import saved_html
 
 POLL_SECONDS = 0.4
 
@@ -44,13 +46,23 @@ def format_eta(seconds: float | None) -> str:
     return f"{minutes:02d}:{seconds:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
-def progress_html(job: JobState, position: int | None) -> str:
-    """Waiting: the queue position. Running: a bar with step/total, image number and ETA."""
+def progress_html(job: JobState, position: int | None, loading: str | None = None) -> str:
+    """Waiting: the queue position. Running: a bar with step/total, the pass and image number, and ETA.
+
+    `loading` names the checkpoint being read from disk; before the first step without one, the job is preparing.
+    """
     if position is not None and position > 0:
         return f"<div class='sdw-progress'>Waiting in queue: position {position}</div>"
     percent = int(job.progress * 100)
-    steps = f"Step {job.sampling_step}/{job.sampling_steps}" if job.sampling_steps else "Loading model…"
-    batch = f" · Batch {min(job.job_no + 1, job.job_count)}/{job.job_count}" if job.job_count > 1 else ""
+    if loading:
+        steps = f"Loading model {html.escape(loading)}…"
+    else:
+        steps = f"Step {job.sampling_step}/{job.sampling_steps}" if job.sampling_steps else "Preparing…"
+    passes = max(1, len(job.pass_names))
+    images = max(1, job.job_count // passes)
+    current = min(job.job_no, job.job_count - 1) if job.job_count else 0
+    batch = f" · {job.pass_names[current % passes]}" if job.pass_names else ""
+    batch += f" · Batch {current // passes + 1}/{images}" if images > 1 else ""
     if job.text:  # a script's "Cell 3 / 12": the ETA then covers the whole plot
         batch = f" · {job.text}"
     return (f"<div class='sdw-progress'><div class='bar'><div style='width:{percent}%'></div></div>"
@@ -73,13 +85,17 @@ def make_job(runtime: Runtime, previewer: LatentPreviewer) -> JobState:
     if settings.live_previews_enable and settings.show_progress_every_n_steps > 0:
         job.preview_every = settings.show_progress_every_n_steps
         # The model is looked up at preview time: it is the one loaded for this job while it samples.
-        job.make_preview = lambda latents: previewer.render(runtime.models.loaded, runtime.models.device, latents)
+        job.make_preview = lambda latents: previewer.render(runtime.models.loaded, runtime.models.device,
+                                                          cast(torch.Tensor, latents))
     return job
 
 
 def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: JobState,
-                      work: Callable[[JobState], GenerationResult]) -> Iterator[tuple[Any, Any, Any, Any]]:
-    """Yield (gallery, infotexts state, info text, progress html) while the job waits, runs and finishes."""
+                      work: Callable[[JobState], GenerationResult], *, prefix: str = "",
+                      local: bool = False) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """Yield (gallery, infotexts state, info text, progress html) while the job waits, runs and finishes.
+
+    The last progress html lists the saved files (with 📂 for a `local` browser, else download links)."""
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -100,7 +116,7 @@ def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: Jo
             gallery = gr.skip()
             if preview is not None and preview is not shown_preview:
                 shown_preview, gallery = preview, [preview]
-            yield gallery, gr.skip(), gr.skip(), progress_html(job, runtime.queue.position(job))
+            yield gallery, gr.skip(), gr.skip(), progress_html(job, runtime.queue.position(job), runtime.models.loading)
     finally:
         jobs.drop(session, job)
     if "error" in outcome:
@@ -112,4 +128,5 @@ def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: Jo
     grid_text = result.grid_infotext or (result.infotexts[0] if result.infotexts else "")
     infotexts = ([grid_text] if result.grid is not None else []) + result.infotexts
     note = "Interrupted: showing the finished images." if result.interrupted else ""
-    yield images, infotexts, (infotexts[0] if infotexts else ""), f"<div class='sdw-progress'>{note}</div>"
+    saved = saved_html(result.paths, prefix, local)
+    yield images, infotexts, (infotexts[0] if infotexts else ""), f"<div class='sdw-progress'>{note}{saved}</div>"

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import MappingProxyType
+from typing import Collection, Iterable
 
 import gradio as gr
 from gradio.i18n import I18nData
 
 LOCALES = ("Auto", "en", "zh-CN")
+# More translations, one JSON file per part of the UI (a new tab adds its own file instead of editing this one).
+LOCALE_FOLDER = Path(__file__).parent / "locales"
 STORAGE_KEY = "sdwebui-localization"
 
 # English text is the key; only translations are listed. Kept as a read-only mapping (no mutable module state).
-ZH_CN = MappingProxyType({
+_ZH_CN_CORE = {
     "Stable Diffusion checkpoint": "Stable Diffusion 模型",
     "SD VAE": "SD VAE 模型",
     "Clip skip": "CLIP 终止层数",
@@ -116,12 +120,29 @@ ZH_CN = MappingProxyType({
     "User interface": "用户界面",
     "Settings saved.": "设置已保存。",
     "Reload the page to use the new language.": "刷新页面以使用新语言。",
-})
+}
+
+
+def _locale_files(locale: str) -> dict[str, str]:
+    """Every `locales/<locale>/*.json` merged, in name order."""
+    merged: dict[str, str] = {}
+    for path in sorted((LOCALE_FOLDER / locale).glob("*.json")):
+        merged.update(json.loads(path.read_text(encoding="utf-8")))
+    return merged
+
+
+ZH_CN = MappingProxyType({**_ZH_CN_CORE, **_locale_files("zh-CN")})
 
 
 def t(text: str) -> I18nData:
     """A label that the browser shows in its language (English text doubles as the key)."""
     return I18nData(text)
+
+
+def translated_choices(values: Iterable[str], only: Collection[str] | None = None) -> list[tuple[str | I18nData, str]]:
+    """Dropdown/Radio choices shown in the page's language (all of them, or those in `only`; names such as
+    samplers stay as they are); the values the handlers get stay English."""
+    return [(t(value) if only is None or value in only else value, value) for value in values]
 
 
 def make_i18n() -> gr.I18n:

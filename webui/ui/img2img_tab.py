@@ -17,15 +17,26 @@ from webui.processing.styles import StyleStore
 from webui.processing.txt2img import GenerationResult
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
+from webui.ui.img2img_size import resize_by_values, size_controls, wire_size_controls
 from webui.ui.interrogate_button import add_interrogate_button
 from webui.ui.networks_panel import card_actions, network_tabs
-from webui.ui.panels import OutputArea, PromptArea, SamplingParams, output_area, prompt_area, sampling_params, \
-    seed_from_infotext
+from webui.ui.panels import (
+    OutputArea,
+    PromptArea,
+    SamplingParams,
+    output_area,
+    prompt_area,
+    sampling_params,
+    seed_from_infotext,
+)
+from webui.ui.result_files import is_local
 from webui.ui.scripts_panel import scripts_panel
 from webui.ui.txt2img_tab import TopBar, request_values, wire_job_buttons
 
 MODES = ("img2img", "Sketch", "Inpaint", "Inpaint upload", "Batch")
+MASK_MODES = ("Inpaint masked", "Inpaint not masked")
+INPAINT_AREAS = ("Whole picture", "Only masked")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -117,9 +128,12 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                             extra["batch_in"] = gr.Textbox(label=t("Input directory"))
                             extra["batch_out"] = gr.Textbox(label=t("Output directory"))
                             extra["batch_mask"] = gr.Textbox(label=t("Inpaint batch mask directory"))
-                    extra["resize_mode"] = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index",
-                                                    label=t("Resize mode"), elem_id="img2img_resize_mode")
+                    extra["resize_mode"] = gr.Radio(translated_choices(RESIZE_MODES), value=RESIZE_MODES[0],
+                                                    type="index", label=t("Resize mode"),
+                                                    elem_id="img2img_resize_mode")
                     params = sampling_params("img2img", runtime.settings.current)
+                    sizes = size_controls()
+                    extra["size_kind"], extra["size_scale"] = sizes.kind, sizes.scale
                     extra["denoising"] = gr.Slider(0, 1, value=0.75, step=0.01, label=t("Denoising strength"),
                                                    elem_id="img2img_denoising_strength")
                     with gr.Accordion(t("Inpaint"), open=True, elem_id="img2img_inpaint_controls",
@@ -127,15 +141,19 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                         with gr.Row():
                             extra["mask_blur"] = gr.Slider(0, 64, value=4, step=1, label=t("Mask blur"),
                                                            elem_id="img2img_mask_blur")
-                            extra["mask_invert"] = gr.Radio(["Inpaint masked", "Inpaint not masked"], type="index",
-                                                            value="Inpaint masked", label=t("Mask mode"))
-                        extra["fill"] = gr.Radio(list(INPAINTING_FILLS), value=INPAINTING_FILLS[1], type="index",
-                                                 label=t("Masked content"), elem_id="img2img_inpainting_fill")
+                            extra["mask_invert"] = gr.Radio(translated_choices(MASK_MODES), type="index",
+                                                            value="Inpaint masked", label=t("Mask mode"),
+                                                            elem_id="img2img_mask_mode")
+                        extra["fill"] = gr.Radio(translated_choices(INPAINTING_FILLS), value=INPAINTING_FILLS[1],
+                                                 type="index", label=t("Masked content"),
+                                                 elem_id="img2img_inpainting_fill")
                         with gr.Row():
-                            extra["full_res"] = gr.Radio(["Whole picture", "Only masked"], value="Whole picture",
-                                                         type="index", label=t("Inpaint area"))
+                            extra["full_res"] = gr.Radio(translated_choices(INPAINT_AREAS), value="Whole picture",
+                                                         type="index", label=t("Inpaint area"),
+                                                         elem_id="img2img_inpaint_full_res")
                             extra["padding"] = gr.Slider(0, 256, value=32, step=4,
-                                                         label=t("Only masked padding, pixels"))
+                                                         label=t("Only masked padding, pixels"),
+                                                         elem_id="img2img_inpaint_full_res_padding")
                     scripts = scripts_panel("img2img", "img2img", runtime, style_store)
                 tabs = network_tabs("img2img", runtime, thumbnails)
         with gr.Column(scale=1, min_width=360):
@@ -147,6 +165,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
     mode.change(lambda name: gr.Accordion(visible=name in ("Inpaint", "Inpaint upload", "Batch")), [mode],
                 [inpaint_controls], show_progress="hidden", concurrency_limit=None)
     card_actions("img2img", runtime, thumbnails, tabs, output.gallery, output.selected, top.checkpoint)
+    wire_size_controls(sizes, mode, [init_image, sketch, inpaint, extra["upload_image"]], params.width, params.height)
     extra["mode"] = mode  # other tabs' "Send to" buttons switch the sub-tab and must set the mode with it
     tab = Img2ImgTab(prompts, params, output, mode_tabs, init_image, sketch, inpaint, tabs, extra, scripts)
 
@@ -169,13 +188,14 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                                    data[extra["batch_mask"]])
             else:
                 image, mask = init_and_mask(data[mode], data, tab)
+                values.update(resize_by_values(data, sizes, image))
                 generation_request = make_request(Img2ImgRequest, {**values, "init_images": [image], "mask": mask})
                 work = scripts.work(data, runtime, style_store, "img2img", generation_request) or (
                     lambda running: img2img(generation_request, runtime, running))
         except UserInputError as error:
             raise gr.Error(str(error)) from None
         yield from stream_generation(runtime, jobs, request.session_hash or "anonymous", make_job(runtime, previewer),
-                                     work)
+                                     work, prefix="img2img", local=is_local(request))
 
     prompts.generate.click(on_generate, inputs, [output.gallery, output.infotexts, output.infotext, prompts.progress],
                            api_name="img2img", concurrency_limit=None, show_progress="minimal")
@@ -210,7 +230,7 @@ def _batch_work(runtime: Runtime, values: dict, input_dir: str, output_dir: str,
             request = make_request(Img2ImgRequest, {**values, "init_images": [image], "mask": mask,
                                                     "save_images": target is None})
             result = img2img(request, runtime, job)
-            for index, (picture, text) in enumerate(zip(result.images, result.infotexts)):
+            for index, (picture, text) in enumerate(zip(result.images, result.infotexts, strict=True)):
                 if target is not None:
                     target.mkdir(parents=True, exist_ok=True)
                     suffix = f"-{index}" if index else ""

@@ -9,9 +9,20 @@ import gradio as gr
 
 from webui.errors import UserInputError
 from webui.processing.runtime import Runtime
-from webui.ui.extra_networks import (ALL_FOLDERS, Card, ThumbnailCache, checkpoint_cards, embedding_cards,
-                                     filter_cards, folder_choices, lora_cards, render_cards, set_card_preview)
-from webui.ui.i18n import t
+from webui.ui.extra_networks import (
+    ALL_FOLDERS,
+    Card,
+    ThumbnailCache,
+    checkpoint_cards,
+    embedding_cards,
+    filter_cards,
+    folder_choices,
+    lora_cards,
+    render_cards,
+    set_card_preview,
+)
+from webui.ui.i18n import t, translated_choices
+from webui.ui.lora_metadata import lora_metadata_dialog
 from webui.ui.panels import selected_image
 
 EMPTY_TEXT = MappingProxyType({
@@ -44,8 +55,8 @@ def network_tabs(prefix: str, runtime: Runtime, thumbnails: ThumbnailCache) -> l
         with gr.Tab(t(label), elem_id=f"{prefix}_{kind}_tab"):
             with gr.Row():
                 search = gr.Textbox(label=t("Search"), elem_id=f"{prefix}_{kind}_search", scale=4,
-                                    placeholder="Search…")
-                folder = gr.Dropdown([ALL_FOLDERS], value=ALL_FOLDERS, label=t("Subfolder"),
+                                    placeholder=t("Search…"))
+                folder = gr.Dropdown(translated_choices([ALL_FOLDERS]), value=ALL_FOLDERS, label=t("Subfolder"),
                                      elem_id=f"{prefix}_{kind}_folder", scale=2)
                 refresh = gr.Button(t("Refresh"), elem_id=f"{prefix}_{kind}_refresh", scale=1, min_width=90)
             cards = gr.HTML(elem_id=f"{prefix}_{kind}_cards")
@@ -72,7 +83,7 @@ def _renderer(tab: NetworkTab, prefix: str, runtime: Runtime, thumbnails: Thumbn
         folders = folder_choices(cards)
         folder = folder if folder in folders else ALL_FOLDERS
         html = render_cards(filter_cards(cards, search or "", folder), prefix, thumbnails, EMPTY_TEXT[tab.kind])
-        return html, gr.Dropdown(choices=folders, value=folder)
+        return html, gr.Dropdown(choices=translated_choices(folders, (ALL_FOLDERS,)), value=folder)
     return render
 
 
@@ -112,3 +123,8 @@ def card_actions(prefix: str, runtime: Runtime, thumbnails: ThumbnailCache, tabs
     filter_inputs = [component for tab in tabs for component in (tab.search, tab.folder)]
     outputs = [checkpoint] + [component for tab in tabs for component in (tab.cards, tab.folder)]
     run.click(on_action, [action, gallery, selected, checkpoint, *filter_inputs], outputs, concurrency_limit=None)
+    if "lora" in by_kind:
+        lora_tab = by_kind["lora"]
+        render = _renderer(lora_tab, prefix, runtime, thumbnails, rescan=False)
+        lora_metadata_dialog(prefix, runtime, lambda: list(render("", ALL_FOLDERS)),
+                             [lora_tab.cards, lora_tab.folder])

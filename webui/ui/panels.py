@@ -11,8 +11,8 @@ from webui.conditioning import count_tokens
 from webui.errors import UserInputError
 from webui.processing.settings import Settings
 from webui.processing.styles import PromptStyle, StyleStore
-from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
-from webui.ui.i18n import t
+from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES, UnknownSamplerError, split_legacy_name
+from webui.ui.i18n import t, translated_choices
 
 SEED_PATTERN = re.compile(r"(?:^|, )Seed: (-?\d+)")
 
@@ -44,6 +44,7 @@ class SamplingParams:
     seed_resize_w: gr.Slider
     seed_resize_h: gr.Slider
     recycle: gr.Button
+    extra: gr.Checkbox | None = None  # shows the variation-seed row
 
 
 @dataclass
@@ -73,12 +74,12 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
             with gr.Column(elem_classes="sdw-prompt-wrap"):
                 prompt = gr.Textbox(label=t("Prompt"), lines=3, elem_id=f"{prefix}_prompt",
                                     elem_classes="sdw-prompt",
-                                    placeholder="Prompt (press Ctrl+Enter to generate)")
+                                    placeholder=t("Prompt (press Ctrl+Enter to generate)"))
                 prompt_tokens = gr.HTML("<span>0/75</span>", elem_classes="sdw-token-counter",
                                         elem_id=f"{prefix}_token_counter")
             with gr.Column(elem_classes="sdw-prompt-wrap"):
                 negative = gr.Textbox(label=t("Negative prompt"), lines=2, elem_id=f"{prefix}_neg_prompt",
-                                      elem_classes="sdw-prompt", placeholder="Negative prompt")
+                                      elem_classes="sdw-prompt", placeholder=t("Negative prompt"))
                 negative_tokens = gr.HTML("<span>0/75</span>", elem_classes="sdw-token-counter",
                                           elem_id=f"{prefix}_negative_token_counter")
         with gr.Column(scale=2, min_width=220):
@@ -136,11 +137,17 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
     return PromptArea(prompt, negative, generate, interrupt, skip, styles, progress)
 
 
+AUTOMATIC = ("Automatic",)  # the one schedule-type label that is a word, not a name
+
+
 def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
     with gr.Row():
+        # Typing filters the list; a typed or pasted legacy name ("DPM++ 2S a Karras") is split by on_sampler_typed.
         sampler = gr.Dropdown([s.name for s in SAMPLER_NAMES], value=settings.default_sampler_name,
-                              label=t("Sampling method"), elem_id=f"{prefix}_sampling")
-        scheduler = gr.Dropdown([s.label for s in SCHEDULE_NAMES], value=settings.default_scheduler,
+                              label=t("Sampling method"), elem_id=f"{prefix}_sampling", filterable=True,
+                              allow_custom_value=True)
+        scheduler = gr.Dropdown(translated_choices([s.label for s in SCHEDULE_NAMES], AUTOMATIC),
+                                value=settings.default_scheduler,
                                 label=t("Schedule type"), elem_id=f"{prefix}_scheduler")
     steps = gr.Slider(1, 150, value=settings.default_steps, step=1, label=t("Sampling steps"),
                       elem_id=f"{prefix}_steps")
@@ -170,20 +177,34 @@ def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
         seed_resize_w = gr.Slider(0, 2048, value=0, step=8, label=t("Resize seed from width"))
         seed_resize_h = gr.Slider(0, 2048, value=0, step=8, label=t("Resize seed from height"))
     quick = dict(show_progress="hidden", concurrency_limit=None)
+    sampler.change(on_sampler_typed, [sampler], [sampler, scheduler], **quick)
     swap.click(lambda w, h: (h, w), [width, height], [width, height], **quick)
     dice.click(lambda: -1, None, [seed], **quick)
     extra.change(lambda on: gr.Row(visible=on), [extra], [extra_row], **quick)
     ratio = gr.State(1.0)
     lock.change(lambda on, w, h: (w / h) if on and h else 1.0, [lock, width, height], [ratio], **quick)
     # gr.skip() when unlocked: echoing the other side's value back would race with the user typing into it.
-    width.release(lambda on, w, r: _snap8(w / r) if on else gr.skip(), [lock, width, ratio], [height], **quick)
-    height.release(lambda on, h, r: _snap8(h * r) if on else gr.skip(), [lock, height, ratio], [width], **quick)
+    width.release(lambda on, w, r: snap8(w / r) if on else gr.skip(), [lock, width, ratio], [height], **quick)
+    height.release(lambda on, h, r: snap8(h * r) if on else gr.skip(), [lock, height, ratio], [width], **quick)
     # ♻️ is wired by the tab, which knows its output area's infotext
     return SamplingParams(sampler, scheduler, steps, width, height, batch_count, batch_size, cfg_scale, seed, subseed,
-                          subseed_strength, seed_resize_w, seed_resize_h, recycle)
+                          subseed_strength, seed_resize_w, seed_resize_h, recycle, extra)
 
 
-def _snap8(value: float) -> int:
+def on_sampler_typed(text: str | None):
+    """A known name stays; an A1111 legacy name becomes its sampler and schedule type; anything else warns."""
+    names = {s.name for s in SAMPLER_NAMES}
+    if not text or text in names:
+        return gr.skip(), gr.skip()
+    try:
+        sampler, schedule = split_legacy_name(text)
+    except UnknownSamplerError:
+        gr.Warning(f"Unknown sampler: {text}")
+        return gr.skip(), gr.skip()
+    return sampler.name, (schedule.label if schedule is not None else gr.skip())
+
+
+def snap8(value: float) -> int:
     return int(min(2048, max(64, round(value / 8) * 8)))
 
 
@@ -195,7 +216,7 @@ def seed_from_infotext(text: str) -> int:
 
 def output_area(prefix: str) -> OutputArea:
     gallery = gr.Gallery(label=t("Output"), columns=2, height=480, format="png", elem_id=f"{prefix}_gallery",
-                         interactive=False, type="pil", buttons=["download", "fullscreen"])
+                         interactive=False, type="pil", buttons=["download", "fullscreen"], object_fit="contain")
     with gr.Row():
         to_img2img = gr.Button(t("Send to img2img"), elem_id=f"{prefix}_send_to_img2img", size="sm")
         to_inpaint = gr.Button(t("Send to inpaint"), elem_id=f"{prefix}_send_to_inpaint", size="sm")

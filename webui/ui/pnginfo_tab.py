@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
-from webui.processing.infotext_request import request_fields_from_infotext
 from webui.processing.png_info import read_png_parameters
 from webui.ui.i18n import t
 
@@ -27,13 +25,6 @@ def read_image_info(path: str | None) -> tuple[str, str]:
     if not parts and not infotext:
         parts.append("<div class='sdw-empty'>Nothing found in this image.</div>")
     return infotext or "", "".join(parts)
-
-
-def form_values_from_infotext(text: str) -> dict[str, Any]:
-    """Request fields from an infotext, typed for the form (numbers as numbers); missing keys are absent."""
-    if not text.strip():
-        raise gr.Error("This image carries no generation parameters")
-    return request_fields_from_infotext(text)
 
 
 def build_pnginfo() -> tuple[gr.Image, gr.Textbox, gr.Button, gr.Button]:

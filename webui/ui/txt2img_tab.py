@@ -12,12 +12,23 @@ from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import Runtime
 from webui.processing.styles import StyleStore
 from webui.processing.txt2img import txt2img
+from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 from webui.ui.networks_panel import card_actions, network_tabs
-from webui.ui.panels import (OutputArea, PromptArea, SamplingParams, output_area, prompt_area, sampling_params,
-                             seed_from_infotext)
+from webui.ui.panels import (
+    AUTOMATIC,
+    OutputArea,
+    PromptArea,
+    SamplingParams,
+    output_area,
+    prompt_area,
+    sampling_params,
+    seed_from_infotext,
+)
+from webui.ui.paste import USE_SAME_SAMPLER, USE_SAME_SCHEDULER
+from webui.ui.result_files import is_local
 from webui.ui.scripts_panel import scripts_panel
 
 
@@ -37,6 +48,11 @@ class Hires:
     scale: gr.Slider
     resize_x: gr.Slider
     resize_y: gr.Slider
+    sampler: gr.Dropdown
+    scheduler: gr.Dropdown
+    prompt: gr.Textbox
+    negative_prompt: gr.Textbox
+    accordion: gr.Accordion
 
 
 @dataclass
@@ -70,12 +86,20 @@ def request_values(runtime: Runtime, style_store: StyleStore, data: dict, top: T
         values.update(enable_hr=True, hr_upscaler=data[hires.upscaler],
                       hr_second_pass_steps=int(data[hires.second_pass_steps]),
                       denoising_strength=float(data[hires.denoising]), hr_scale=float(data[hires.scale]),
-                      hr_resize_x=int(data[hires.resize_x]), hr_resize_y=int(data[hires.resize_y]))
+                      hr_resize_x=int(data[hires.resize_x]), hr_resize_y=int(data[hires.resize_y]),
+                      hr_sampler_name=_same_as_first(data[hires.sampler], USE_SAME_SAMPLER),
+                      hr_scheduler=_same_as_first(data[hires.scheduler], USE_SAME_SCHEDULER),
+                      hr_prompt=data[hires.prompt] or "", hr_negative_prompt=data[hires.negative_prompt] or "")
     return values
 
 
+def _same_as_first(value: str | None, same: str) -> str:
+    """The hires pass's own choice, or "" (the first pass's) for A1111's "Use same …" entry."""
+    return "" if not value or value == same else value
+
+
 def hires_accordion(runtime: Runtime) -> Hires:
-    with gr.Accordion(t("Hires. fix"), open=False, elem_id="txt2img_hr"):
+    with gr.Accordion(t("Hires. fix"), open=False, elem_id="txt2img_hr") as accordion:
         enable = gr.Checkbox(label=t("Hires. fix"), value=False, elem_id="txt2img_enable_hr")
         with gr.Row():
             upscaler = gr.Dropdown(known_upscalers(runtime), value="Latent", label=t("Upscaler"),
@@ -87,7 +111,22 @@ def hires_accordion(runtime: Runtime) -> Hires:
             scale = gr.Slider(1, 4, value=2, step=0.05, label=t("Upscale by"), elem_id="txt2img_hr_scale")
             resize_x = gr.Slider(0, 2048, value=0, step=8, label=t("Resize width to"), elem_id="txt2img_hr_resize_x")
             resize_y = gr.Slider(0, 2048, value=0, step=8, label=t("Resize height to"), elem_id="txt2img_hr_resize_y")
-    return Hires(enable, upscaler, steps, denoising, scale, resize_x, resize_y)
+        with gr.Row():
+            sampler = gr.Dropdown(translated_choices([USE_SAME_SAMPLER, *(s.name for s in SAMPLER_NAMES)],
+                                                     (USE_SAME_SAMPLER,)), value=USE_SAME_SAMPLER,
+                                  label=t("Hires sampling method"), elem_id="hr_sampler")
+            scheduler = gr.Dropdown(translated_choices([USE_SAME_SCHEDULER, *(s.label for s in SCHEDULE_NAMES)],
+                                                       (USE_SAME_SCHEDULER, *AUTOMATIC)),
+                                    value=USE_SAME_SCHEDULER, label=t("Hires schedule type"), elem_id="hr_scheduler")
+        with gr.Row():
+            prompt = gr.Textbox(label=t("Hires prompt"), lines=2, elem_id="hires_prompt",
+                                placeholder=t("Prompt for hires fix pass.\nLeave empty to use the same prompt as in "
+                                              "first pass."))
+            negative = gr.Textbox(label=t("Hires negative prompt"), lines=2, elem_id="hires_neg_prompt",
+                                  placeholder=t("Negative prompt for hires fix pass.\nLeave empty to use the same "
+                                                "negative prompt as in first pass."))
+    return Hires(enable, upscaler, steps, denoising, scale, resize_x, resize_y, sampler, scheduler, prompt, negative,
+                 accordion)
 
 
 def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: SessionJobs, previewer,
@@ -105,11 +144,13 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
             output = output_area("txt2img")
     card_actions("txt2img", runtime, thumbnails, tabs, output.gallery, output.selected, top.checkpoint)
 
-    inputs = {top.checkpoint, top.vae, top.clip_skip, prompts.prompt, prompts.negative, prompts.styles,
+    inputs: set[gr.blocks.Block] = {
+              top.checkpoint, top.vae, top.clip_skip, prompts.prompt, prompts.negative, prompts.styles,
               params.sampler, params.scheduler, params.steps, params.width, params.height, params.batch_count,
               params.batch_size, params.cfg_scale, params.seed, params.subseed, params.subseed_strength,
               params.seed_resize_w, params.seed_resize_h, hires.enable, hires.upscaler, hires.second_pass_steps,
-              hires.denoising, hires.scale, hires.resize_x, hires.resize_y, *scripts.inputs}
+              hires.denoising, hires.scale, hires.resize_x, hires.resize_y, hires.sampler, hires.scheduler,
+              hires.prompt, hires.negative_prompt, *scripts.inputs}
 
     def on_generate(data: dict, request: gr.Request):
         try:
@@ -121,7 +162,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
         session = request.session_hash or "anonymous"
         work = scripts.work(data, runtime, style_store, "txt2img", generation_request) or (
             lambda running: txt2img(generation_request, runtime, running))
-        yield from stream_generation(runtime, jobs, session, job, work)
+        yield from stream_generation(runtime, jobs, session, job, work, prefix="txt2img", local=is_local(request))
 
     outputs = [output.gallery, output.infotexts, output.infotext, prompts.progress]
     # concurrency_limit=None: our GenerationQueue serialises the model and reports queue positions itself.
