@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parent
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="app.py", description="Stable Diffusion WebUI (diffusers, LoRA-first, offline)")
+    parser = argparse.ArgumentParser(
+        prog="app.py", description="Stable Diffusion WebUI (diffusers, LoRA-first, offline)"
+    )
     paths = parser.add_argument_group("paths")
     paths.add_argument("--data-dir", type=Path, default=REPO, help="base folder for outputs, cache.json, config.json")
     paths.add_argument("--ckpt-dir", type=Path, default=REPO / "models" / "Stable-diffusion",
@@ -97,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     runtime = build_runtime(folders, device, hashing=not args.no_hashing)
     log = logging.getLogger("webui")
     checkpoints = runtime.registry.checkpoints()
-    log.info("Device %s (%s); %d checkpoint(s) in %s", device.device, device.dtype, len(checkpoints), folders.checkpoints)
+    log.info(
+        "Device %s (%s); %d checkpoint(s) in %s", device.device, device.dtype, len(checkpoints), folders.checkpoints
+    )
     if not checkpoints:
         log.warning("No checkpoint found: put a .safetensors model into %s and press refresh", folders.checkpoints)
     elif args.ckpt:

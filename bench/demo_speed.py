@@ -1,4 +1,4 @@
-"""Times one 20-step native-size txt2img with the demo checkpoint through the real path (median of 5, after a warm-up)."""
+"""Times a 20-step native-size txt2img on the demo checkpoint through the real path (median of 5 after a warm-up)."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,4 @@
-"""LoRA merge benchmark on a full-size SD1.5-shaped UNet + CLIP-L (random, CPU fp32): ours vs diffusers, with a cost model."""
+"""LoRA merge benchmark on a SD1.5-sized UNet + CLIP-L (random, CPU fp32): ours vs diffusers, with a cost model."""
 from __future__ import annotations
 
 import argparse
@@ -10,19 +10,19 @@ import sys
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import machine_summary  # noqa: E402  (sets the offline switches before diffusers is imported)
-
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
+from bench.common import machine_summary  # noqa: E402  (sets the offline switches before diffusers is imported)
 from webui.conditioning.tokenizer import load_clip_tokenizer  # noqa: E402
 from webui.networks import LoraPatcher, ModelNames, read_lora  # noqa: E402
 
@@ -101,7 +101,9 @@ def machine_rates(ranks: tuple[int, ...]) -> dict[str, float]:
     weight = torch.randn(1280, 5120)
     for rank in ranks:
         up, down = torch.randn(1280, rank), torch.randn(rank, 5120)
-        rates[f"addmm r{rank}"] = min(clock(lambda: weight.addmm_(up, down))[0] for _ in range(3)) / weight.numel()
+        rates[f"addmm r{rank}"] = (
+            min(clock(lambda up=up, down=down: weight.addmm_(up, down))[0] for _ in range(3)) / weight.numel()
+        )
     return rates
 
 
@@ -211,17 +213,17 @@ def run(args, models, names, files, touched: int, element: int) -> None:
             elif side == "ours":
                 read = clock_cpu(lambda: read_lora(files[0], names))
                 lora_a = read[2]
-                apply = clock_cpu(lambda: patcher.apply([(lora_a, 0.8, 0.8)]))
+                apply = clock_cpu(partial(patcher.apply, [(lora_a, 0.8, 0.8)]))
                 assert apply[2].layers_written == len(lora_a.modules)
                 record("ours first apply (read+parse+apply)", read[0] + apply[0], read[1] + apply[1])
                 record("  of which read+parse", read[0], read[1])
-                timed("ours same stack again", lambda: patcher.apply([(lora_a, 0.8, 0.8)]))
+                timed("ours same stack again", partial(patcher.apply, [(lora_a, 0.8, 0.8)]))
                 lora_b, lora_c = read_lora(files[1], names), read_lora(files[2], names)
-                timed("ours switch A->B", lambda: patcher.apply([(lora_b, 0.8, 0.8)]))
+                timed("ours switch A->B", partial(patcher.apply, [(lora_b, 0.8, 0.8)]))
                 timed("ours switch B->A+B+C",
-                      lambda: patcher.apply([(lora_a, 0.8, 0.8), (lora_b, 0.5, 0.5), (lora_c, 0.6, 0.6)]))
+                      partial(patcher.apply, [(lora_a, 0.8, 0.8), (lora_b, 0.5, 0.5), (lora_c, 0.6, 0.6)]))
                 timed("ours change one weight in A+B+C",
-                      lambda: patcher.apply([(lora_a, 0.8, 0.8), (lora_b, 0.4, 0.4), (lora_c, 0.6, 0.6)]))
+                      partial(patcher.apply, [(lora_a, 0.8, 0.8), (lora_b, 0.4, 0.4), (lora_c, 0.6, 0.6)]))
                 backup = patcher.backup_bytes()
                 timed("ours restore", patcher.restore)
     step_times = step_check(args, models, names, files, pipe)
@@ -279,7 +281,7 @@ def paired_steps(args, models, names, path: Path) -> None:
     for round_ in range(args.paired_steps):
         for label in ("none", "merged") if round_ % 2 == 0 else ("merged", "none"):
             samples[label].append(unet_step(unets[label], args.latent, DTYPE))
-    ratios = [m[1] / n[1] for m, n in zip(samples["merged"], samples["none"])]
+    ratios = [m[1] / n[1] for m, n in zip(samples["merged"], samples["none"], strict=True)]
     for label, values in samples.items():
         print(f"{label:<7} step s wall " + ", ".join(f"{w:.2f}" for w, _ in values) +
               f"; median wall {statistics.median(w for w, _ in values):.3f}, CPU "
@@ -325,7 +327,10 @@ def summary(args, times, steps, touched: int, element: int, backup: int) -> None
               "  (target <= 0.25)")
         print(f"(b) switch A->B ours/diffusers switch: {ratio('ours switch A->B', switch)}")
         print(f"    switch A->B ours/diffusers load+fuse: {ratio('ours switch A->B', first)}")
-        print(f"    change one weight of three ours/diffusers load+fuse: {ratio('ours change one weight in A+B+C', first)}")
+        print(
+            "    change one weight of three ours/diffusers load+fuse:",
+            ratio("ours change one weight in A+B+C", first),
+        )
     step_wall = {label: statistics.median(w for w, _ in values) for label, values in steps.items() if values}
     step_cpu = {label: statistics.median(c for _, c in values) for label, values in steps.items() if values}
     print(f"(c) UNet step {args.latent}x{args.latent} latent, median of {args.step_repeats}: " +

@@ -15,11 +15,21 @@ from typing import TYPE_CHECKING
 if __package__ in (None, ""):  # run as `python bench/txt2img_vs_diffusers.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (CHECKPOINT_DIR, CHECKPOINT_NAME, CHECKPOINT_PATH, SEED, RssSampler,  # noqa: E402
-                          ensure_checkpoint, ensure_diffusers_config, load_diffusers_pipeline, machine_summary,
-                          median, peak_rss_mib)
-
 import torch  # noqa: E402
+
+from bench.common import (  # noqa: E402
+    CHECKPOINT_DIR,
+    CHECKPOINT_NAME,
+    CHECKPOINT_PATH,
+    SEED,
+    RssSampler,
+    ensure_checkpoint,
+    ensure_diffusers_config,
+    load_diffusers_pipeline,
+    machine_summary,
+    median,
+    peak_rss_mib,
+)
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -43,7 +53,7 @@ class RunTiming:
     @property
     def step_times(self) -> list[float]:
         """Steps 2..n (differences of consecutive step-end stamps); step 1 carries the warm-up and prompt encode."""
-        return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+        return [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]
 
     @property
     def before_first_step_end_s(self) -> float:
@@ -243,9 +253,16 @@ def print_generation_table(args: argparse.Namespace, ours: PathResults, theirs: 
     print("-" * len(header))
     rows = [
         ("per-step s (steps 2..n, all runs)", median(ours.steps()), median(theirs.steps())),
-        ("first step end s (incl. prompt encode)", ours.column("before_first_step_end_s"),
-         theirs.column("before_first_step_end_s")),
-        ("after last step s (VAE decode, to PIL)", ours.column("after_last_step_s"), theirs.column("after_last_step_s")),
+        (
+            "first step end s (incl. prompt encode)",
+            ours.column("before_first_step_end_s"),
+            theirs.column("before_first_step_end_s"),
+        ),
+        (
+            "after last step s (VAE decode, to PIL)",
+            ours.column("after_last_step_s"),
+            theirs.column("after_last_step_s"),
+        ),
         ("total call s", ours.column("total_s"), theirs.column("total_s")),
         ("extra RSS during call MiB", ours.column("extra_rss_mib"), theirs.column("extra_rss_mib")),
     ]

@@ -7,21 +7,21 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.demo.analyser import analyse
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.helpers.tiny_models import build_tiny_checkpoint
 from tests.networks.tiny import kohya_lora, lora_targets
 from webui.errors import UserInputError
 from webui.models.device import device_config
 from webui.paths import Folders
 from webui.processing import pipeline
+from webui.processing.images import to_tensor
 from webui.processing.infotext import parse_infotext
 from webui.processing.infotext_request import request_from_infotext
-from webui.processing.images import to_tensor
 from webui.processing.jobs import JobState
 from webui.processing.model_calls import decode_latents, encode_images, to_pil
-from webui.processing.prompt_conds import plan_prompt
 from webui.processing.png_info import read_png_parameters
+from webui.processing.prompt_conds import plan_prompt
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img

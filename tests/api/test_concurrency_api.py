@@ -31,7 +31,7 @@ def test_concurrent_requests_match_their_sequential_results(server):
     with ThreadPoolExecutor(max_workers=20) as pool:
         futures = [pool.submit(_run, server.port, seed, prompt) for seed, prompt in jobs]
         concurrent = [future.result(timeout=300) for future in futures]
-    for (seed, prompt), (pixels, text, info), (expected, _, _) in zip(jobs, concurrent, sequential):
+    for (seed, prompt), (pixels, text, info), (expected, _, _) in zip(jobs, concurrent, sequential, strict=True):
         assert info["seed"] == seed and f"Seed: {seed}," in text
         assert text.startswith(prompt + "\n")
         assert info["warnings"] == []

@@ -10,8 +10,8 @@ from PIL import Image
 
 from scripts.demo_shapes import IMAGE_SIZE, caption
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT
-from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.demo.analyser import analyse, colour_fraction, matches
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import Runtime
 from webui.processing.txt2img import GenerationResult, txt2img

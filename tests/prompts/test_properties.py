@@ -15,7 +15,8 @@ from webui.prompts import (
 )
 
 _PIECES = st.sampled_from(
-    list("()[]:|\\ abcxyz019") + ["BREAK", "AND", " BREAK ", " AND ", "<lora:x:0.5>", "[a|b]", "[p:q:3]", "(w:1.5)", "\n"]
+    list("()[]:|\\ abcxyz019")
+    + ["BREAK", "AND", " BREAK ", " AND ", "<lora:x:0.5>", "[a|b]", "[p:q:3]", "(w:1.5)", "\n"]
 )
 prompt_text = st.lists(_PIECES, max_size=1200).map("".join).map(lambda s: s[:5000])
 no_colon_text = st.lists(st.sampled_from(list("()[]|\\ ab9") + ["BREAK", " BREAK "]), max_size=400).map("".join)

@@ -4,12 +4,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from webui.sampling import (
-    BrownianNoise, CFGDenoiser, DiscreteSchedule, GeneratorNoise, StepInfo, UnknownSamplerError, find_sampler,
-    img2img_steps, make_noise_source, run_sampler, sample,
-)
-
 from tests.sampling.helpers import GaussianDenoiser
+from webui.sampling import (
+    BrownianNoise,
+    CFGDenoiser,
+    DiscreteSchedule,
+    GeneratorNoise,
+    StepInfo,
+    UnknownSamplerError,
+    find_sampler,
+    img2img_steps,
+    make_noise_source,
+    run_sampler,
+    sample,
+)
 
 MODEL = DiscreteSchedule.scaled_linear()
 

@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT
-from webui.conditioning import count_tokens
 from tests.demo.analyser import analyse
 from tests.ui.conftest import copy_lora, goto_ready, screenshot
+from webui.conditioning import count_tokens
 from webui.processing.infotext import format_infotext
 from webui.processing.png_info import pnginfo_for
 from webui.processing.request import Txt2ImgRequest, make_request

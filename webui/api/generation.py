@@ -115,7 +115,7 @@ def respond(body: GenerationFields, request: Any, result: Any) -> dict[str, Any]
         if result.grid is not None:  # A1111 puts the grid first and says so in index_of_first_image
             images.append(encode_png(result.grid, result.infotexts[0] if result.infotexts else None))
             offset = 1
-        images += [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
+        images += [encode_png(image, text) for image, text in zip(result.images, result.infotexts, strict=True)]
     return {"images": images, "parameters": body.model_dump(), "info": info_json(body, request, result, offset)}
 
 

@@ -1,4 +1,4 @@
-"""Tokenising emphasis fragments into 75-token chunks (BOS + 75 + EOS = 77) with BREAK, comma back-off and embedding slots."""
+"""Tokenising emphasis fragments into 75-token chunks (BOS + 75 + EOS) with BREAK, comma back-off, embedding slots."""
 from __future__ import annotations
 
 import math
@@ -89,7 +89,7 @@ def build_chunks(
         state["chunk"] = PromptChunk()
         state["last_comma"] = -1
 
-    for tokens, (fragment, weight) in zip(token_lists, parsed):
+    for tokens, (fragment, weight) in zip(token_lists, parsed, strict=True):
         # Only an unweighted BREAK counts: inside brackets A1111 multiplies it and then encodes it as a word.
         if fragment == "BREAK" and weight == BREAK_WEIGHT:
             close_chunk()

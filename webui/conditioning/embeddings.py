@@ -1,4 +1,4 @@
-"""Textual-inversion embeddings: loading A1111 .pt, diffusers .bin and SDXL .safetensors files, matching names in prompts, TI hashes."""
+"""Textual-inversion embeddings: A1111 .pt, diffusers .bin, SDXL .safetensors; prompt name matching; TI hashes."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""PromptEncoder: scheduled prompt texts -> cross-attention context (+ SDXL pooled vector) with A1111's chunking, emphasis and clip skip."""
+"""PromptEncoder: scheduled prompts -> cross-attention context (+ SDXL pooled); A1111 chunking, emphasis, clip skip."""
 from __future__ import annotations
 
 from collections import OrderedDict

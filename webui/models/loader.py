@@ -11,8 +11,12 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from webui.errors import ModelFileError
-from webui.models.architectures import (Architecture, UnsupportedModelError, architecture_from_sidecar,
-                                        detect_architecture)
+from webui.models.architectures import (
+    Architecture,
+    UnsupportedModelError,
+    architecture_from_sidecar,
+    detect_architecture,
+)
 from webui.models.checkpoint_io import load_tensors, tensor_shapes
 from webui.models.device import DeviceConfig
 from webui.models.ldm_convert import ldm_to_diffusers, vae_ldm_to_diffusers

@@ -13,8 +13,8 @@ import torch
 from webui.errors import ModelFileError, UserInputError
 from webui.models.device import DeviceConfig
 from webui.models.loader import LoadedComponents, load_components, resolve_architecture
-from webui.networks import LoraPatcher, ModelNames
 from webui.models.registry import CheckpointInfo, CheckpointRegistry, VaeInfo
+from webui.networks import LoraPatcher, ModelNames
 
 log = logging.getLogger(__name__)
 

@@ -66,7 +66,9 @@ class LayerPatch:
         for size in weight_shape:
             numel *= size
         if self.delta_numel() != numel:
-            return f"{self.kind} delta has {self.delta_numel()} elements, layer weight {tuple(weight_shape)} has {numel}"
+            return (
+                f"{self.kind} delta has {self.delta_numel()} elements, layer weight {tuple(weight_shape)} has {numel}"
+            )
         rows = self.delta_rows()
         if rows is not None and rows != weight_shape[0]:
             return f"{self.kind} delta has {rows} output rows, layer weight {tuple(weight_shape)} has {weight_shape[0]}"
@@ -74,7 +76,8 @@ class LayerPatch:
             return f"dora_scale has {self.dora_scale.numel()} entries, layer has {weight_shape[1]} input columns"
         bias = self.bias_delta_tensor()
         if bias is not None and (bias_shape is None or bias.numel() != bias_shape.numel()):
-            return f"bias delta {tuple(bias.shape)} does not fit layer bias {None if bias_shape is None else tuple(bias_shape)}"
+            layer_bias = None if bias_shape is None else tuple(bias_shape)
+            return f"bias delta {tuple(bias.shape)} does not fit layer bias {layer_bias}"
         return None
 
     def dense(self, weight: Tensor) -> Tensor:
@@ -132,7 +135,8 @@ class LoraPatch(LayerPatch):
     def check(self, weight_shape: torch.Size, bias_shape: torch.Size | None) -> str | None:
         inner = self.up[0].numel()
         if self.mid is not None and (self.mid.shape[0] != inner or self.mid.shape[1] != self.down.shape[0]):
-            return f"lora_mid {tuple(self.mid.shape)} does not fit up {tuple(self.up.shape)} / down {tuple(self.down.shape)}"
+            shapes = f"up {tuple(self.up.shape)} / down {tuple(self.down.shape)}"
+            return f"lora_mid {tuple(self.mid.shape)} does not fit {shapes}"
         if self.mid is None and inner != self.down.shape[0]:
             return f"lora_up {tuple(self.up.shape)} and lora_down {tuple(self.down.shape)} have different ranks"
         return super().check(weight_shape, bias_shape)
@@ -195,7 +199,9 @@ class LohaPatch(LayerPatch):
 
     def dense(self, weight: Tensor) -> Tensor:
         device = weight.device
-        product = self._factor(self.w1_a, self.w1_b, self.t1, device) * self._factor(self.w2_a, self.w2_b, self.t2, device)
+        product = self._factor(self.w1_a, self.w1_b, self.t1, device) * self._factor(
+            self.w2_a, self.w2_b, self.t2, device
+        )
         return product.reshape(weight.shape) * self.gamma()
 
 

@@ -18,8 +18,7 @@ from safetensors import safe_open
 
 from webui.networks.errors import LoraFileError
 from webui.networks.keymap import FAMILY_BY_CONTEXT_WIDTH, ModelNames
-from webui.networks.layers import (FullPatch, Ia3Patch, LayerPatch, LohaPatch, LokrPatch, LoraPatch,
-                                   NormPatch)
+from webui.networks.layers import FullPatch, Ia3Patch, LayerPatch, LohaPatch, LokrPatch, LoraPatch, NormPatch
 
 LORA_EXTENSIONS = (".safetensors", ".pt", ".ckpt")
 _KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
@@ -201,7 +200,11 @@ def guess_family(groups: Mapping[str, LayerPatch], metadata: Mapping[str, str]) 
     architecture = metadata.get("modelspec.architecture", "")
     if base_version.startswith("sdxl") or architecture.startswith("stable-diffusion-xl"):
         return "sdxl"
-    if metadata.get("ss_v2") == "True" or base_version.startswith("sd_v2") or architecture.startswith("stable-diffusion-v2"):
+    if (
+        metadata.get("ss_v2") == "True"
+        or base_version.startswith("sd_v2")
+        or architecture.startswith("stable-diffusion-v2")
+    ):
         return "sd2"
     if any(k.startswith("ss_") for k in metadata) or architecture.startswith("stable-diffusion-v1"):
         return "sd1"

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from webui.errors import UserInputError
 from webui.processing.images import check_pixel_limit, normalize_image
 from webui.processing.infotext import format_params_line
-from webui.processing.outputs import save_image, sanitize_filename_part
+from webui.processing.outputs import sanitize_filename_part, save_image
 from webui.processing.png_info import read_png_parameters
 from webui.processing.request import DEFAULT_MAX_INPUT_PIXELS
 from webui.processing.runtime import Runtime

@@ -7,13 +7,25 @@ from torch import Tensor
 
 from webui.errors import UserInputError
 from webui.processing.images import to_tensor
-from webui.processing.pipeline import (ModelContext, SamplingPass, decode_to_pil, encode, inpainting_conditioning,
-                                       model_calls_per_step, sampler_settings)
+from webui.processing.pipeline import (
+    ModelContext,
+    SamplingPass,
+    decode_to_pil,
+    encode,
+    inpainting_conditioning,
+    model_calls_per_step,
+    sampler_settings,
+)
 from webui.processing.prompt_conds import plan_prompt
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
-from webui.processing.upscale import (LATENT_UPSCALE_MODES, canonical_upscaler_name, upscale_image, upscale_latents,
-                                     upscaler_names)
+from webui.processing.upscale import (
+    LATENT_UPSCALE_MODES,
+    canonical_upscaler_name,
+    upscale_image,
+    upscale_latents,
+    upscaler_names,
+)
 from webui.sampling.names import SamplerName, ScheduleName, resolve_sampler, schedule_label_for_infotext
 
 # Largest hires side accepted; beyond it even a tiled VAE and the UNet's attention run out of memory.

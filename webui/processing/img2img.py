@@ -9,12 +9,35 @@ from PIL import Image, ImageOps
 from webui.processing.images import binary_mask, normalize_image, resize_image, to_tensor
 from webui.processing.infotext import format_infotext
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
-from webui.processing.masking import (Box, blur_mask, conditioning_mask, crop_region, expand_to_aspect, fill_masked,
-                                      latent_mask, make_overlay, paste_back, whole_picture_overlay_mask)
+from webui.processing.masking import (
+    Box,
+    blur_mask,
+    conditioning_mask,
+    crop_region,
+    expand_to_aspect,
+    fill_masked,
+    latent_mask,
+    make_overlay,
+    paste_back,
+    whole_picture_overlay_mask,
+)
 from webui.processing.noise import fix_seed, seeds_for_batch
-from webui.processing.pipeline import (VERSION, GenerationResult, ModelContext, SamplingPass, base_infotext_params,
-                                       decode_to_pil, encode, finish_grid, initial_noise, inpainting_conditioning,
-                                       prepare_prompts, run_pass, sampler_settings, store_image)
+from webui.processing.pipeline import (
+    VERSION,
+    GenerationResult,
+    ModelContext,
+    SamplingPass,
+    base_infotext_params,
+    decode_to_pil,
+    encode,
+    finish_grid,
+    initial_noise,
+    inpainting_conditioning,
+    prepare_prompts,
+    run_pass,
+    sampler_settings,
+    store_image,
+)
 from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.sampling.names import resolve_sampler

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from webui.models.manager import LoadedModel
-from webui.networks import LoraFileError, LoraNotFoundError, LoraLibrary
+from webui.networks import LoraFileError, LoraLibrary, LoraNotFoundError
 from webui.prompts import ExtraNetworkTag
 
 

@@ -118,7 +118,7 @@ def image_noise(
     use_variation = subseeds is not None and subseed_strength != 0
     generators = [create_generator(seed) for seed in seeds]
     images = []
-    for i, (seed, generator) in enumerate(zip(seeds, generators)):
+    for i, (seed, generator) in enumerate(zip(seeds, generators, strict=True)):
         resized = noise_shape != shape
         # The image's own generator makes the full-size draw; small noise comes from a fresh generator,
         # so the stream position after this function is the same with or without seed resize.

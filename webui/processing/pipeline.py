@@ -13,15 +13,27 @@ from webui.conditioning import EmbeddingDatabase, PromptEncoder
 from webui.models.device import DeviceConfig, on_device
 from webui.models.loader import LoadedComponents
 from webui.models.manager import LoadedModel
-from webui.processing.jobs import JobState
-from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode_images, latent_scale,
-                                          make_unet_call, text_encoders_on_device, to_pil)
-from webui.processing.noise import image_noise
 from webui.paths import resolve_inside
-from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
+from webui.processing.jobs import JobState
+from webui.processing.model_calls import (
+    alphas_cumprod,
+    decode_latents,
+    encode_images,
+    latent_scale,
+    make_unet_call,
+    text_encoders_on_device,
+    to_pil,
+)
 from webui.processing.network_stack import NetworkActivation, activate_networks
-from webui.processing.prompt_conds import (ConditioningBuilder, PromptPlan, embeddings_for, plan_prompt,
-                                          prompt_encoder_for)
+from webui.processing.noise import image_noise
+from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
+from webui.processing.prompt_conds import (
+    ConditioningBuilder,
+    PromptPlan,
+    embeddings_for,
+    plan_prompt,
+    prompt_encoder_for,
+)
 from webui.processing.request import GenerationRequest
 from webui.processing.runtime import Runtime
 from webui.sampling import CFGDenoiser, DiscreteSchedule, ModelDenoiser, sample
@@ -305,4 +317,6 @@ def finish_grid(result: GenerationResult, request: GenerationRequest, runtime: R
     if len(result.images) > 1 and request.save_grid:
         result.grid = make_grid(result.images)
         if request.save_images:
-            save_grid(result.grid, dated_folder(runtime.folders.outputs / f"{kind}-grids"), infotext=result.infotexts[0])
+            save_grid(
+                result.grid, dated_folder(runtime.folders.outputs / f"{kind}-grids"), infotext=result.infotexts[0]
+            )

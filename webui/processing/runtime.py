@@ -7,12 +7,12 @@ from webui.conditioning.embedding_library import EmbeddingLibrary
 from webui.models.device import DeviceConfig, device_config
 from webui.models.hashing import HashCache
 from webui.models.manager import ModelManager
-from webui.networks import LoraLibrary
 from webui.models.registry import CheckpointRegistry
 from webui.models.upscalers import UpscalerLibrary
+from webui.networks import LoraLibrary
+from webui.paths import Folders
 from webui.processing.queue import GenerationQueue
 from webui.processing.settings import SettingsStore
-from webui.paths import Folders
 
 
 @dataclass
@@ -36,5 +36,11 @@ def build_runtime(folders: Folders, device: DeviceConfig | None = None, *, hashi
     cache = HashCache(folders.data / "cache.json")
     registry = CheckpointRegistry(folders.checkpoints, folders.vae, cache, hashing=hashing)
     manager = ModelManager(registry, device or device_config())
-    return Runtime(folders, manager, EmbeddingLibrary(folders.embeddings), LoraLibrary(list(folders.lora)),
-                   SettingsStore(folders.data / "config.json"), UpscalerLibrary(list(folders.upscalers), manager.device))
+    return Runtime(
+        folders,
+        manager,
+        EmbeddingLibrary(folders.embeddings),
+        LoraLibrary(list(folders.lora)),
+        SettingsStore(folders.data / "config.json"),
+        UpscalerLibrary(list(folders.upscalers), manager.device),
+    )

@@ -9,9 +9,20 @@ from webui.processing.infotext import format_infotext
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
 from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
-from webui.processing.pipeline import (VERSION, GenerationResult, SamplingPass, base_infotext_params,
-                                       decode_to_pil, finish_grid, initial_noise, inpainting_conditioning,
-                                       prepare_prompts, run_pass, sampler_settings, store_image)
+from webui.processing.pipeline import (
+    VERSION,
+    GenerationResult,
+    SamplingPass,
+    base_infotext_params,
+    decode_to_pil,
+    finish_grid,
+    initial_noise,
+    inpainting_conditioning,
+    prepare_prompts,
+    run_pass,
+    sampler_settings,
+    store_image,
+)
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
 from webui.sampling.names import resolve_sampler

@@ -25,7 +25,8 @@ class ModelDenoiser:
     The UNet sees x_vp = x / sqrt(sigma^2 + 1) at t = sigma_to_t(sigma). With alpha = 1/sqrt(sigma^2+1) and
     sigma_vp = sigma * alpha:
     - eps: x_vp = alpha x0 + sigma_vp eps, so D = x - sigma * eps.
-    - v: v = alpha eps - sigma_vp x0, so x0 = alpha x_vp - sigma_vp v = x / (sigma^2 + 1) - sigma / sqrt(sigma^2 + 1) * v.
+    - v: v = alpha eps - sigma_vp x0, so x0 = alpha x_vp - sigma_vp v
+      = x / (sigma^2 + 1) - sigma / sqrt(sigma^2 + 1) * v.
     """
 
     def __init__(self, unet_call: UNetCall, schedule: DiscreteSchedule,
@@ -84,7 +85,7 @@ class CFGDenoiser:
         uncond = outputs[-1]
         scale = self.cfg_scale * scale_multiplier
         denoised = uncond.clone()
-        for (_, weight), out in zip(conds, outputs[:-1]):
+        for (_, weight), out in zip(conds, outputs[:-1], strict=True):
             denoised += (out - uncond) * (weight * scale)
         return denoised, uncond
 

@@ -122,14 +122,16 @@ def _unipc_step(denoiser: Denoiser, x: Tensor, models: list[Tensor], sigmas_prev
     if diffs:
         # order 2 uses the h -> 0 limit 1/2, as the UniPC authors do, rather than solving a 1x1 system
         rhos_p = [0.5] if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1]).tolist()
-        x_new = x_base - b_h * sum(r * d for r, d in zip(rhos_p, diffs))
+        x_new = x_base - b_h * sum(r * d for r, d in zip(rhos_p, diffs, strict=True))
     else:
         x_new = x_base
     if not use_corrector:
         return x_new, None
     model_new = call(denoiser, x_new, sigma)
     rhos_c = [0.5] if order == 1 else torch.linalg.solve(R, b).tolist()
-    correction = sum((r * d for r, d in zip(rhos_c[:-1], diffs)), torch.zeros_like(x)) + rhos_c[-1] * (model_new - m0)
+    correction = sum((r * d for r, d in zip(rhos_c[:-1], diffs, strict=True)), torch.zeros_like(x)) + rhos_c[-1] * (
+        model_new - m0
+    )
     return x_base - b_h * correction, model_new
 
 

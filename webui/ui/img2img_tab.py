@@ -19,8 +19,15 @@ from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
 from webui.ui.i18n import t
 from webui.ui.networks_panel import card_actions, network_tabs
-from webui.ui.panels import OutputArea, PromptArea, SamplingParams, output_area, prompt_area, sampling_params, \
-    seed_from_infotext
+from webui.ui.panels import (
+    OutputArea,
+    PromptArea,
+    SamplingParams,
+    output_area,
+    prompt_area,
+    sampling_params,
+    seed_from_infotext,
+)
 from webui.ui.txt2img_tab import TopBar, request_values, wire_job_buttons
 
 MODES = ("img2img", "Sketch", "Inpaint", "Inpaint upload", "Batch")
@@ -203,7 +210,7 @@ def _batch_work(runtime: Runtime, values: dict, input_dir: str, output_dir: str,
             request = make_request(Img2ImgRequest, {**values, "init_images": [image], "mask": mask,
                                                     "save_images": target is None})
             result = img2img(request, runtime, job)
-            for index, (picture, text) in enumerate(zip(result.images, result.infotexts)):
+            for index, (picture, text) in enumerate(zip(result.images, result.infotexts, strict=True)):
                 if target is not None:
                     target.mkdir(parents=True, exist_ok=True)
                     suffix = f"-{index}" if index else ""

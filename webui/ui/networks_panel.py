@@ -9,8 +9,18 @@ import gradio as gr
 
 from webui.errors import UserInputError
 from webui.processing.runtime import Runtime
-from webui.ui.extra_networks import (ALL_FOLDERS, Card, ThumbnailCache, checkpoint_cards, embedding_cards,
-                                     filter_cards, folder_choices, lora_cards, render_cards, set_card_preview)
+from webui.ui.extra_networks import (
+    ALL_FOLDERS,
+    Card,
+    ThumbnailCache,
+    checkpoint_cards,
+    embedding_cards,
+    filter_cards,
+    folder_choices,
+    lora_cards,
+    render_cards,
+    set_card_preview,
+)
 from webui.ui.i18n import t
 from webui.ui.panels import selected_image
 

@@ -61,7 +61,7 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
     names = list(fields)
 
     def on_apply(*values):
-        changes = {name: value for name, value in zip(names, values)}
+        changes = {name: value for name, value in zip(names, values, strict=True)}
         for name in ("default_steps", "default_width", "default_height", "comma_padding_backtrack",
                      "show_progress_every_n_steps"):
             changes[name] = int(changes[name])

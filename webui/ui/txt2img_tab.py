@@ -16,8 +16,15 @@ from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, make_job, stream_generation
 from webui.ui.i18n import t
 from webui.ui.networks_panel import card_actions, network_tabs
-from webui.ui.panels import (OutputArea, PromptArea, SamplingParams, output_area, prompt_area, sampling_params,
-                             seed_from_infotext)
+from webui.ui.panels import (
+    OutputArea,
+    PromptArea,
+    SamplingParams,
+    output_area,
+    prompt_area,
+    sampling_params,
+    seed_from_infotext,
+)
 
 
 @dataclass
