@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from swagger_ui_bundle import swagger_ui_path
 
 from webui.api.auth import basic_auth_dependency
@@ -53,7 +53,7 @@ def add_docs(app: FastAPI, router: APIRouter) -> None:
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="data:,")
 
-    def docs_asset(name: str) -> FileResponse:
+    def docs_asset(name: str) -> Response:
         if name not in DOCS_ASSETS:  # a fixed list: nothing else on disk is reachable through this route
             return JSONResponse({"error": "NotFound", "detail": name}, status_code=404)
         return FileResponse(Path(str(swagger_ui_path)) / name)

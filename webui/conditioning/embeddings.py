@@ -4,11 +4,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
 
 from webui.conditioning.chunks import CHUNK_LENGTH
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer
 
 EMBEDDING_SUFFIXES = (".pt", ".bin", ".safetensors")
 
@@ -28,6 +31,12 @@ class Embedding:
     def vector_count(self) -> int:
         source = self.vec if self.vec is not None else self.clip_g
         return int(source.shape[0]) if source is not None else 0
+
+    @property
+    def vector_width(self) -> int:
+        """The width of its vectors (the bigG width for SDXL files), as A1111's /embeddings reports `shape`."""
+        source = self.vec if self.vec is not None else self.clip_g
+        return int(source.shape[-1]) if source is not None else 0
 
     @property
     def short_hash(self) -> str:
@@ -95,7 +104,7 @@ class EmbeddingDatabase:
     Files of the wrong width are listed in `skipped` with the reason, not loaded.
     """
 
-    tokenizer: object
+    tokenizer: CLIPTokenizer
     encoder_widths: tuple[int, ...]
     embeddings: dict[str, Embedding] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)

@@ -232,27 +232,41 @@ class LokrPatch(LayerPatch):
             return 1.0
         return super().gamma()
 
+    def _factors(self, side: int) -> tuple[Tensor, Tensor]:
+        """The (a, b) pair of a side that is not stored whole; build_patch only builds complete sides."""
+        a, b = (self.w1_a, self.w1_b) if side == 1 else (self.w2_a, self.w2_b)
+        if a is None or b is None:
+            raise ValueError(f"LoKr w{side} has neither a full matrix nor both factors")
+        return a, b
+
     def _w1(self, device: torch.device) -> Tensor:
         if self.w1 is not None:
             return _f32(self.w1, device)
-        return _f32(self.w1_a, device) @ _f32(self.w1_b, device)
+        a, b = self._factors(1)
+        return _f32(a, device) @ _f32(b, device)
 
     def _w2(self, device: torch.device) -> Tensor:
         if self.w2 is not None:
             return _f32(self.w2, device).flatten(1)
+        a, b = self._factors(2)
         if self.t2 is not None:
-            return _cp_rebuild(_f32(self.t2, device), _f32(self.w2_a, device), _f32(self.w2_b, device)).flatten(1)
-        return _f32(self.w2_a, device) @ _f32(self.w2_b, device).flatten(1)
+            return _cp_rebuild(_f32(self.t2, device), _f32(a, device), _f32(b, device)).flatten(1)
+        return _f32(a, device) @ _f32(b, device).flatten(1)
 
     def _sizes(self) -> tuple[int, int, int, int]:
-        w1_rows = self.w1.shape[0] if self.w1 is not None else self.w1_a.shape[0]
-        w1_cols = self.w1.shape[1] if self.w1 is not None else self.w1_b.shape[1]
+        if self.w1 is not None:
+            w1_rows, w1_cols = self.w1.shape[0], self.w1.shape[1]
+        else:
+            a1, b1 = self._factors(1)
+            w1_rows, w1_cols = a1.shape[0], b1.shape[1]
         if self.w2 is not None:
             w2_rows, w2_cols = self.w2.shape[0], self.w2[0].numel()
-        elif self.t2 is not None:
-            w2_rows, w2_cols = self.w2_a.shape[1], self.w2_b[0].numel() * self.t2[0, 0].numel()
         else:
-            w2_rows, w2_cols = self.w2_a.shape[0], self.w2_b[0].numel()
+            a2, b2 = self._factors(2)
+            if self.t2 is not None:
+                w2_rows, w2_cols = a2.shape[1], b2[0].numel() * self.t2[0, 0].numel()
+            else:
+                w2_rows, w2_cols = a2.shape[0], b2[0].numel()
         return int(w1_rows), int(w1_cols), int(w2_rows), int(w2_cols)
 
     def delta_numel(self) -> int:

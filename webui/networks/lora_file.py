@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, TypedDict
 
 import torch
 from safetensors import safe_open
@@ -151,10 +151,18 @@ def _scalar(tensor: torch.Tensor | None) -> float | None:
     return None if tensor is None else float(tensor.float().flatten()[0])
 
 
+class _CommonParts(TypedDict):
+    """Tensors every patch type may carry besides its own."""
+
+    alpha: float | None
+    scale: float | None
+    dora_scale: torch.Tensor | None
+
+
 def build_patch(parts: Mapping[str, torch.Tensor]) -> LayerPatch | None:
     """The typed patch for one layer's tensors (canonical suffix → tensor), or None when no type matches."""
-    common = {"alpha": _scalar(parts.get("alpha")), "scale": _scalar(parts.get("scale")),
-              "dora_scale": parts.get("dora_scale")}
+    common = _CommonParts(alpha=_scalar(parts.get("alpha")), scale=_scalar(parts.get("scale")),
+                          dora_scale=parts.get("dora_scale"))
     if "up" in parts and "down" in parts:
         return LoraPatch(up=parts["up"], down=parts["down"], mid=parts.get("mid"), **common)
     if all(k in parts for k in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")):
@@ -190,7 +198,7 @@ def guess_family(groups: Mapping[str, LayerPatch], metadata: Mapping[str, str]) 
         flat = base.replace(".", "_")
         if "attn2_to_k" in flat or "attn2_to_v" in flat:
             width = _input_width(patch)
-            if width in FAMILY_BY_CONTEXT_WIDTH:
+            if width is not None and width in FAMILY_BY_CONTEXT_WIDTH:
                 return FAMILY_BY_CONTEXT_WIDTH[width]
     if any(b.startswith("lora_te2_") or b.startswith("text_encoder_2.") for b in groups):
         return "sdxl"

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -133,7 +133,8 @@ def _process(request: ExtrasRequest, image: Image.Image, runtime: Runtime, *, sa
     if text:
         stored[POSTPROCESSING_KEY] = text
         stored[EXTRAS_KEY] = text
-    result_image.info = dict(stored)
+    pil_info: dict[str | tuple[int, int], Any] = {key: value for key, value in stored.items()}  # PIL's key type
+    result_image.info = pil_info
     path = None
     if save:
         path = str(_save(result_image, runtime, parameters, name))

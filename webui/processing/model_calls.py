@@ -40,7 +40,7 @@ def text_encoders_on_device(components: LoadedComponents, device: DeviceConfig) 
 
 def latent_scale(components: LoadedComponents) -> int:
     """Pixels per latent cell: 8 for every SD VAE, smaller for tiny test/demo VAEs with fewer down blocks."""
-    return 2 ** (len(components.vae.config.block_out_channels) - 1)
+    return 2 ** (len(components.vae.config["block_out_channels"]) - 1)
 
 
 def make_unet_call(components: LoadedComponents, device: DeviceConfig) -> Callable:
@@ -70,9 +70,10 @@ def make_unet_call(components: LoadedComponents, device: DeviceConfig) -> Callab
 def decode_latents(components: LoadedComponents, latents: torch.Tensor, device: DeviceConfig) -> torch.Tensor:
     """Latents → images in [0, 1]; falls back to fp32 for this call when fp16 decoding overflows (SDXL VAE)."""
     vae = components.vae
-    scaled = latents / vae.config.scaling_factor
-    if getattr(vae.config, "shift_factor", None):
-        scaled = scaled + vae.config.shift_factor
+    # diffusers types `config` as a plain dict (it is a FrozenDict that also allows attribute access).
+    scaled = latents / vae.config["scaling_factor"]
+    if vae.config.get("shift_factor"):
+        scaled = scaled + vae.config["shift_factor"]
     pixels = latents.shape[-1] * latents.shape[-2] * latent_scale(components) ** 2
     use_tiling = pixels > VAE_TILING_PIXELS
     decoded = _decode(vae, scaled, device.device, device.vae_dtype, use_tiling)
@@ -104,9 +105,9 @@ def encode_images(components: LoadedComponents, images: torch.Tensor, device: De
     vae = components.vae
     pixels = (images * 2.0 - 1.0).to(device.device, device.vae_dtype)
     latents = torch.cat([vae.encode(item, return_dict=False)[0].mode() for item in pixels.split(1)])
-    if getattr(vae.config, "shift_factor", None):
-        latents = latents - vae.config.shift_factor
-    return (latents * vae.config.scaling_factor).float().cpu()
+    if vae.config.get("shift_factor"):
+        latents = latents - vae.config["shift_factor"]
+    return (latents * vae.config["scaling_factor"]).float().cpu()
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 from PIL import Image
@@ -81,7 +81,7 @@ class ModelContext:
 
     @property
     def latent_channels(self) -> int:
-        return int(self.model.components.unet.config.out_channels)
+        return int(self.model.components.unet.config["out_channels"])
 
     @property
     def is_sdxl(self) -> bool:
@@ -166,7 +166,7 @@ class MaskBlendDenoiser:
         return self._blend(denoised), uncond
 
 
-def initial_noise(request: GenerationRequest, shape: tuple[int, int, int], seeds: list[int], subseeds: list[int],
+def initial_noise(request: GenerationRequest, shape: Sequence[int], seeds: list[int], subseeds: list[int],
                   device: DeviceConfig) -> tuple[Tensor, list[torch.Generator]]:
     """Each image's noise from its own CPU generator (seed, variation, seed resize, ENSD as the request says)."""
     resize = (request.seed_resize_from_w, request.seed_resize_from_h) \
@@ -184,10 +184,11 @@ def run_pass(ctx: ModelContext, spec: SamplingPass, noise: Tensor, generators: l
                                   image_cond=spec.image_cond)
     with text_encoders_on_device(ctx.components, ctx.device):
         builder.precompute(spec.plan, spec.negative_plan)
-    denoiser = CFGDenoiser(ctx.denoiser, builder.cond_fn(spec.plan, batch),
-                           builder.uncond_fn(spec.negative_plan, batch), spec.cfg_scale)
+    cfg = CFGDenoiser(ctx.denoiser, builder.cond_fn(spec.plan, batch), builder.uncond_fn(spec.negative_plan, batch),
+                      spec.cfg_scale)
+    denoiser: CFGDenoiser | MaskBlendDenoiser = cfg
     if spec.keep_mask is not None and spec.init_latent is not None:
-        denoiser = MaskBlendDenoiser(denoiser, spec.init_latent, spec.keep_mask)
+        denoiser = MaskBlendDenoiser(cfg, spec.init_latent, spec.keep_mask)
     with torch.no_grad(), on_device(ctx.components.unet, ctx.device):
         latents = sample(spec.sampler.name, spec.schedule.name, denoiser, noise, ctx.schedule, spec.steps,
                          seeds=seeds, generators=generators,

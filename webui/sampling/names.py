@@ -112,7 +112,7 @@ def resolve_sampler(name: str, schedule: str | None = None) -> tuple[SamplerName
     return sampler, find_schedule(chosen or "automatic")
 
 
-def _split_legacy(name: str) -> tuple[SamplerName, ScheduleName]:
+def _split_legacy(name: str) -> tuple[SamplerName, ScheduleName | None]:
     text = name.strip()
     for schedule in SCHEDULE_NAMES[1:]:
         for label in (schedule.label, schedule.name, *schedule.aliases):

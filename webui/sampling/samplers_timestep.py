@@ -158,6 +158,7 @@ def sample_unipc(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseS
         x, model_x = _unipc_step(denoiser, x, models, sigmas_prev, s[step], step_order, variant, not last)
         report(callback, step - 1, steps, s[step - 1], s[step], x, models[-1] if model_x is None else model_x)
         if not last:
+            assert model_x is not None  # the corrector runs on every step but the last
             models = (models + [model_x])[-order:]
             sigmas_prev = (sigmas_prev + [s[step]])[-order:]
     return x

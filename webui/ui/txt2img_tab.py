@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from gradio.blocks import Block
 
 from webui.errors import UserInputError
 from webui.processing.hires import known_upscalers
@@ -109,7 +110,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
             output = output_area("txt2img")
     card_actions("txt2img", runtime, thumbnails, tabs, output.gallery, output.selected, top.checkpoint)
 
-    inputs = {top.checkpoint, top.vae, top.clip_skip, prompts.prompt, prompts.negative, prompts.styles,
+    inputs: set[Block] = {top.checkpoint, top.vae, top.clip_skip, prompts.prompt, prompts.negative, prompts.styles,
               params.sampler, params.scheduler, params.steps, params.width, params.height, params.batch_count,
               params.batch_size, params.cfg_scale, params.seed, params.subseed, params.subseed_strength,
               params.seed_resize_w, params.seed_resize_h, hires.enable, hires.upscaler, hires.second_pass_steps,
