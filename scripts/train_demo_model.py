@@ -6,7 +6,6 @@ import copy
 import json
 import math
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,14 @@ import transformers
 from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
+from scripts.demo_shapes import IMAGE_SIZE, all_captions, eval_prompts, make_dataset, partial_captions
+from tests.demo.analyser import analyse, matches
+from webui.conditioning.encoder import apply_emphasis
+from webui.conditioning.tokenizer import load_clip_tokenizer
+from webui.models.architectures import Architecture, architecture_from_spec, load_architecture, merge_spec
+from webui.models.ldm_convert import diffusers_to_ldm, ldm_to_diffusers
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from scripts.demo_shapes import IMAGE_SIZE, all_captions, eval_prompts, make_dataset, partial_captions  # noqa: E402
-from tests.demo.analyser import analyse, matches  # noqa: E402
-from webui.conditioning.encoder import apply_emphasis  # noqa: E402
-from webui.conditioning.tokenizer import load_clip_tokenizer  # noqa: E402
-from webui.models.architectures import Architecture, architecture_from_spec, load_architecture, merge_spec  # noqa: E402
-from webui.models.ldm_convert import diffusers_to_ldm, ldm_to_diffusers  # noqa: E402
-
 DEFAULT_OUT = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
 TEXT_WIDTH = 128
 SIDECAR: dict[str, Any] = {
