@@ -27,6 +27,8 @@ from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
 from webui.processing.upscale import LATENT_UPSCALE_MODES
 
+pytestmark = pytest.mark.e2e
+
 RED = "a red circle on a white background"
 
 

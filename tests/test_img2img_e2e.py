@@ -17,6 +17,8 @@ from webui.processing.png_info import read_png_parameters
 from webui.processing.request import Img2ImgRequest, Txt2ImgRequest, make_request
 from webui.processing.txt2img import txt2img
 
+pytestmark = pytest.mark.e2e
+
 RED = "a red circle on a white background"
 BLUE = "a blue square on a black background"
 GREEN = "a green triangle on a gray background"

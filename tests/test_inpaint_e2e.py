@@ -18,6 +18,8 @@ from webui.processing.request import Img2ImgRequest, Txt2ImgRequest, make_reques
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
 
+pytestmark = pytest.mark.e2e
+
 RED = "a red circle on a white background"
 BLUE = "a blue square on a black background"
 

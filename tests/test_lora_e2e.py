@@ -14,6 +14,8 @@ from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):

@@ -4,9 +4,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 import webuiapi
 
 from tests.api.server import SMALL
+
+pytestmark = pytest.mark.e2e
 
 PLAIN = "a red circle"
 WITH_LORA = "a red circle <lora:tinylora:1>"

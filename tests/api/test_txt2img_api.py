@@ -8,6 +8,8 @@ import pytest
 
 from tests.api.server import SMALL
 
+pytestmark = pytest.mark.e2e
+
 
 def test_txt2img_images_carry_size_and_infotext(api, server):
     result = api.txt2img(prompt="a red circle", negative_prompt="blurry", seed=1234, n_iter=2, **SMALL)

@@ -16,6 +16,8 @@ from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import Runtime
 from webui.processing.txt2img import GenerationResult, txt2img
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 # Varied on purpose: every shape, six colours, every background.
 PROMPTS = [("red", "circle", "white"), ("blue", "square", "black"), ("yellow", "triangle", "navy"),

@@ -154,6 +154,7 @@ def test_diffusers_from_single_file_loads_the_baked_weights(files, tmp_path: Pat
         assert torch.equal(theirs_te[key].float(), value), key
 
 
+@pytest.mark.slow  # two fresh interpreters import torch and diffusers
 def test_cli_entry_point_runs_from_any_folder_and_goes_offline_first(files, tmp_path: Path) -> None:
     checkpoint, first, _ = files
     out = tmp_path / "cli.safetensors"

@@ -5,6 +5,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT
@@ -15,6 +16,8 @@ from webui.processing.infotext import format_infotext
 from webui.processing.png_info import pnginfo_for
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.txt2img import txt2img
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 
 def set_number(page, elem_id: str, value) -> None:
