@@ -18,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="app.py", description="Stable Diffusion WebUI (diffusers, LoRA-first, offline)"
     )
     paths = parser.add_argument_group("paths")
-    paths.add_argument("--data-dir", type=Path, default=REPO, help="base folder for outputs, cache.json, config.json")
+    paths.add_argument("--data-dir", type=Path, default=None,
+                       help="base folder for cache.json, config.json, styles.csv and outputs (default: data/, with "
+                            "outputs in outputs/ as A1111 has them)")
     paths.add_argument("--ckpt-dir", type=Path, default=REPO / "models" / "Stable-diffusion",
                        help="folder searched (recursively) for .safetensors/.ckpt checkpoints")
     paths.add_argument("--ckpt", default=None, help="checkpoint to load at start (name, title or hash)")
@@ -87,13 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from webui.models.device import device_config
     from webui.models.registry import BUNDLED_DEMO_STEM
-    from webui.paths import Folders
+    from webui.paths import DEFAULT_DATA_DIR, Folders
     from webui.processing.runtime import build_runtime
 
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    outputs = args.outdir or (args.data_dir / "outputs" if args.data_dir else REPO / "outputs")
     folders = Folders(checkpoints=args.ckpt_dir, vae=args.vae_dir, lora=(args.lora_dir, args.lyco_dir),
-                      embeddings=args.embeddings_dir, outputs=args.outdir or args.data_dir / "outputs",
-                      data=args.data_dir, upscalers=(args.esrgan_models_path, args.realesrgan_models_path,
-                                                     args.swinir_models_path, args.dat_models_path))
+                      embeddings=args.embeddings_dir, outputs=outputs, data=data_dir,
+                      upscalers=(args.esrgan_models_path, args.realesrgan_models_path, args.swinir_models_path,
+                                 args.dat_models_path))
     device = device_config(device=args.device, no_half=args.no_half, no_half_vae=args.no_half_vae,
                            medvram=args.medvram, lowvram=args.lowvram)
     runtime = build_runtime(folders, device, hashing=not args.no_hashing)

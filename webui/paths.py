@@ -8,6 +8,8 @@ from pathlib import Path
 from webui.errors import PathOutsideRootError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# config.json, cache.json, styles.csv: a git-ignored folder, so using the app never leaves untracked files.
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class Folders:
     lora: tuple[Path, ...] = field(default=(REPO_ROOT / "models" / "Lora", REPO_ROOT / "models" / "LyCORIS"))
     embeddings: Path = REPO_ROOT / "embeddings"
     outputs: Path = REPO_ROOT / "outputs"
-    data: Path = REPO_ROOT
+    data: Path = DEFAULT_DATA_DIR
     upscalers: tuple[Path, ...] = field(default=tuple(REPO_ROOT / "models" / kind
                                                       for kind in ("ESRGAN", "RealESRGAN", "SwinIR", "DAT")))
 

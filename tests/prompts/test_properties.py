@@ -27,9 +27,10 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @FAST
 @given(prompt_text, st.integers(min_value=1, max_value=40), st.one_of(st.none(), st.integers(1, 20)))
 def test_parse_prompt_is_total_and_fast(text: str, steps: int, hires: int | None) -> None:
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: other work sharing the machine cannot make it fail.
+    start = time.process_time()
     parsed = parse_prompt(text, steps, hires)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert elapsed < 1.0
     total = hires if hires is not None else steps
     for sub in parsed.subprompts:
@@ -79,7 +80,7 @@ def _and_inside_words(text: str) -> int:
 
 def test_pathological_nesting_is_fast() -> None:
     for text in ["[" * 5000, "(" * 2500 + ")" * 2500, "[a:" * 1600 + "3]" * 1600, "[a|" * 1250 + "]" * 1250]:
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: immune to other load on a shared machine
         prompt_schedule(text, 30)
         parse_attention(text)
-        assert time.perf_counter() - start < 1.0
+        assert time.process_time() - start < 1.0

@@ -102,7 +102,7 @@ class CFGDenoiser:
             out = self.model(torch.cat([x] * len(indices)), torch.cat([sigma] * len(indices)), joined)
             for slot, index in enumerate(indices):
                 results[index] = out[slot * batch:(slot + 1) * batch]
-        return results  # type: ignore[return-value]
+        return [result for result in results if result is not None]  # every index belongs to one group
 
 
 def _signature(cond: Cond) -> tuple:

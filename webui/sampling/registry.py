@@ -110,8 +110,8 @@ class _StepCounter:
 
 
 @runtime_checkable
-class UncondDenoiser(Protocol):
-    """A denoiser that can also give its unconditional prediction (what DDIM CFG++ steps along)."""
+class _SteppedUncondDenoiser(Protocol):
+    """What `sample` may be given: `common.UncondDenoiser` plus the model-call index as `step`."""
 
     def __call__(self, x: Tensor, sigma: Tensor, *, step: int) -> Tensor: ...
 
@@ -120,7 +120,7 @@ class UncondDenoiser(Protocol):
 
 
 class _UncondStepCounter(_StepCounter):
-    def __init__(self, inner: UncondDenoiser):
+    def __init__(self, inner: _SteppedUncondDenoiser):
         super().__init__(inner)
         self.uncond_inner = inner
 
@@ -165,7 +165,7 @@ def run_sampler(sampler: SamplerName | str, denoiser: Callable[..., Tensor], x: 
     spec = find_sampler(sampler) if isinstance(sampler, str) else sampler
     fn = SAMPLER_FUNCTIONS[spec.name][0]
     kwargs = _sampler_kwargs(spec, SamplerSettings.from_any(settings))
-    counted = _UncondStepCounter(denoiser) if isinstance(denoiser, UncondDenoiser) else _StepCounter(denoiser)
+    counted = _UncondStepCounter(denoiser) if isinstance(denoiser, _SteppedUncondDenoiser) else _StepCounter(denoiser)
     if spec.name in ("DPM fast", "DPM adaptive"):
         positive = sigmas[sigmas > 0]
         lo, hi = float(positive.min()), float(sigmas.max())

@@ -139,7 +139,9 @@ def _wire_defaults(demo: gr.Blocks, runtime: Runtime, top: TopBar, tabs: list) -
         return [s.default_sampler_name, s.default_scheduler, s.default_steps, s.default_width, s.default_height,
                 s.default_cfg_scale] * len(tabs)
 
-    demo.load(defaults, None, outputs, show_progress="hidden", concurrency_limit=None)
+    # The page marks itself once the defaults are in, so a script (or a browser test) can wait for that state.
+    demo.load(defaults, None, outputs, show_progress="hidden", concurrency_limit=None).then(
+        None, None, None, js="() => { document.body.dataset.defaultsLoaded = '1'; }", show_progress="hidden")
 
 
 def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img,
