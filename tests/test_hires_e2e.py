@@ -14,7 +14,7 @@ from tests.networks.tiny import kohya_lora, lora_targets
 from webui.errors import UserInputError
 from webui.models.device import device_config
 from webui.paths import Folders
-from webui.processing import pipeline
+from webui.processing import model_calls
 from webui.processing.images import to_tensor
 from webui.processing.infotext import parse_infotext
 from webui.processing.infotext_request import request_from_infotext
@@ -134,7 +134,7 @@ def test_impossible_hires_sizes_are_refused(runtime, fields):
 def test_big_vae_passes_are_tiled(runtime, monkeypatch):
     calls = []
     vae = runtime.models.load().components.vae
-    monkeypatch.setattr(pipeline, "HIRES_VAE_TILING_PIXELS", 100 * 100)
+    monkeypatch.setattr(model_calls, "VAE_TILING_PIXELS", 100 * 100)
     original = type(vae).enable_tiling
     monkeypatch.setattr(type(vae), "enable_tiling", lambda self, *a, **k: (calls.append(1), original(self, *a, **k)))
     result = hires(runtime, hr_upscaler="Lanczos")

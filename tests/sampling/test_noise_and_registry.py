@@ -33,15 +33,6 @@ def test_generator_noise_continues_each_image_stream() -> None:
         assert torch.equal(step_noise[i], torch.randn(4, 2, 2, generator=g))
 
 
-def test_ensd_reseeds_fresh_generators_without_touching_callers() -> None:
-    gens = [torch.Generator().manual_seed(5)]
-    state = gens[0].get_state()
-    x = torch.zeros(1, 4, 2, 2)
-    src = make_noise_source(find_sampler("Euler a"), x, [5], gens, 0.03, 14.6, ensd=31337)
-    assert torch.equal(src(1, 0.5)[0], torch.randn(4, 2, 2, generator=torch.Generator().manual_seed(5 + 31337)))
-    assert torch.equal(gens[0].get_state(), state)
-
-
 def test_brownian_noise_is_batch_independent_and_unit_variance() -> None:
     x2 = torch.zeros(2, 4, 8, 8)
     both = BrownianNoise(x2, [1, 2], 0.03, 14.6)(3.0, 2.0)

@@ -17,11 +17,11 @@ from webui.processing.jobs import JobState
 from webui.processing.previews import LatentPreviewer
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
+from webui.processing.settings import Settings
 from webui.processing.styles import StyleStore
 from webui.processing.txt2img import txt2img
 from webui.sampling.names import resolve_sampler
 
-STYLES_FILE = "styles.csv"  # in --data-dir, the file the UI's style editor writes
 SAME_CHECKPOINT, SAME_SAMPLER, SAME_SCHEDULER = "Use same checkpoint", "Use same sampler", "Use same scheduler"
 # Infotext keys that have their own field in `info`; the rest go to extra_generation_params.
 _OWN_FIELDS = frozenset({"Prompt", "Negative prompt", "Steps", "Sampler", "CFG scale", "Seed", "Size", "Size-1",
@@ -44,25 +44,13 @@ class GenerationDeps:
             fields["prompt"], fields["negative_prompt"] = self.styles.apply(
                 list(body.styles), fields["prompt"], fields["negative_prompt"])
 
-    def new_job(self, settings: Any) -> JobState:
-        """A job with the live preview /progress shows (every N steps, as set; none when turned off)."""
-        job = JobState()
-        if getattr(settings, "live_previews_enable", True) and settings.show_progress_every_n_steps > 0:
-            job.preview_every = settings.show_progress_every_n_steps
-            runtime = self.runtime
-            # Called by the sampling loop on the generating thread, which holds the model lock.
-            job.make_preview = lambda latents: self.previewer.render(runtime.models.loaded, runtime.models.device,
-                                                                     latents)
-        return job
-
-
 def make_deps(runtime: Runtime) -> GenerationDeps:
-    return GenerationDeps(runtime, LatentPreviewer(), StyleStore(runtime.folders.data / STYLES_FILE))
+    return GenerationDeps(runtime, runtime.previewer, runtime.styles)
 
 
-def run_job(deps: GenerationDeps, work: Callable[[JobState], Any], settings: Any) -> Any:
+def run_job(deps: GenerationDeps, work: Callable[[JobState], Any], settings: Settings) -> Any:
     """Wait for our turn in the queue the UI shares, then run; /progress, /interrupt and /skip see this job."""
-    job = deps.new_job(settings)
+    job = deps.runtime.new_job(settings)
     return deps.runtime.queue.run(job, lambda: work(job))
 
 

@@ -10,7 +10,7 @@ from webui.api.schemas import GenerationFields
 from webui.errors import UserInputError
 from webui.models.registry import UnknownCheckpointError
 from webui.processing.infotext_request import request_fields_from_infotext
-from webui.processing.request import MAX_SIDE
+from webui.processing.request import MAX_SIDE, describe_validation_errors
 from webui.processing.runtime import Runtime
 from webui.processing.settings import Settings
 from webui.sampling.names import resolve_sampler
@@ -52,8 +52,8 @@ def settings_with(runtime: Runtime, changes: dict[str, Any], where: str) -> tupl
     try:
         settings = Settings(**{**runtime.settings.current.model_dump(), **known})
     except ValidationError as error:
-        raise ApiError(422, f"{where}: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()), "InvalidSetting") from None
+        raise ApiError(422, f"{where}: " + describe_validation_errors(error.errors(), "options"),
+                       "InvalidSetting") from None
     return settings, known
 
 

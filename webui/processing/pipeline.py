@@ -1,9 +1,8 @@
 """Steps txt2img, img2img and hires fix share: model context, one sampling pass, VAE calls, infotext, saving."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from PIL import Image
@@ -41,9 +40,6 @@ from webui.sampling.names import SamplerName, ScheduleName, schedule_label_for_i
 from webui.sampling.registry import eta_for_infotext
 
 VERSION = "webui-lora 0.1"
-# VAE passes over more pixels than this run tiled. A 2× hires of 512×768 (1.5 MP) decodes and re-encodes tiled,
-# so neither needs the full-resolution activations (~0.4 GB per 128-channel fp16 map) at once.
-HIRES_VAE_TILING_PIXELS = 1024 * 1024
 
 
 @dataclass
@@ -209,24 +205,9 @@ def sampler_settings(request: GenerationRequest, **extra: object) -> dict:
     return settings
 
 
-@contextlib.contextmanager
-def vae_tiling(ctx: ModelContext, pixels: int) -> Iterator[None]:
-    """Tile the VAE for big pictures (when the device config allows); leaves it as it was afterwards."""
-    vae = ctx.components.vae
-    wanted = ctx.device.vae_tiling and pixels > HIRES_VAE_TILING_PIXELS and not getattr(vae, "use_tiling", False)
-    if wanted:
-        vae.enable_tiling()
-    try:
-        yield
-    finally:
-        if wanted:
-            vae.disable_tiling()
-
-
 def decode(ctx: ModelContext, latents: Tensor) -> Tensor:
     """Latents → (B, 3, H, W) pixels in [0, 1] on the CPU."""
-    pixels = latents.shape[-1] * latents.shape[-2] * ctx.scale**2
-    with torch.no_grad(), on_device(ctx.components.vae, ctx.device), vae_tiling(ctx, pixels):
+    with torch.no_grad(), on_device(ctx.components.vae, ctx.device):
         return decode_latents(ctx.components, latents, ctx.device)
 
 
@@ -237,8 +218,7 @@ def decode_to_pil(ctx: ModelContext, latents: Tensor) -> list[Image.Image]:
 
 def encode(ctx: ModelContext, images: Tensor) -> Tensor:
     """(B, 3, H, W) pixels in [0, 1] → scaled latents on the compute device."""
-    pixels = images.shape[-1] * images.shape[-2]
-    with torch.no_grad(), on_device(ctx.components.vae, ctx.device), vae_tiling(ctx, pixels):
+    with torch.no_grad(), on_device(ctx.components.vae, ctx.device):
         return encode_images(ctx.components, images, ctx.device).to(ctx.device.device)
 
 

@@ -1,7 +1,7 @@
 """The typed requests that the UI, the API and scripts all hand to processing (one schema per operation)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -138,14 +138,19 @@ class Img2ImgRequest(GenerationRequest):
         return self
 
 
+def describe_validation_errors(errors: Iterable[Mapping[str, Any]], default_place: str = "request") -> str:
+    """pydantic's error list as `field: message; ...`: the one wording the UI, the API and the CLI show."""
+    parts = []
+    for item in errors:
+        # "body" is FastAPI's prefix for fields of the JSON body; the field name alone is what the user wrote.
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or default_place
+        parts.append(f"{where}: {str(item.get('msg', 'invalid')).removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def make_request(cls: type[BaseModel], data: dict[str, Any]) -> Any:
     """Build a request, turning pydantic's report into one readable UserInputError."""
     try:
         return cls(**data)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            where = ".".join(str(p) for p in item.get("loc", ())) or "request"
-            message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-            problems.append(f"{where}: {message}")
-        raise UserInputError("Invalid request: " + "; ".join(problems)) from None
+        raise UserInputError("Invalid request: " + describe_validation_errors(error.errors())) from None

@@ -216,7 +216,6 @@ def sample(
     denoise_strength: float | None = None,
     init_latent: Tensor | None = None,
     settings: SamplerSettings | Mapping[str, Any] | None = None,
-    ensd: int = 0,
     is_sdxl: bool = False,
 ) -> Tensor:
     """Sample latents the way A1111 does for this sampler/schedule pair.
@@ -263,7 +262,7 @@ def sample(
             x = x * float(sigmas[0])
     sigmas = sigmas.to(x.device)
     positive = sigmas[sigmas > 0]
-    noise = make_noise_source(sampler, x, seeds, generators, float(positive.min()), float(sigmas.max()), ensd=ensd)
+    noise = make_noise_source(sampler, x, seeds, generators, float(positive.min()), float(sigmas.max()))
     out = run_sampler(sampler, denoiser, x, sigmas, noise=noise, callback=callback, settings=opts)
     if sampler.timestep_sampler and float(sigmas[-1]) > 0:
         out = out / math.sqrt(1 + float(sigmas[-1]) ** 2)

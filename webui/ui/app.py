@@ -8,9 +8,7 @@ import gradio as gr
 from PIL import Image
 
 from webui.errors import UserInputError
-from webui.processing.previews import LatentPreviewer
 from webui.processing.runtime import Runtime
-from webui.processing.styles import StyleStore
 from webui.ui.client import CLIENT_JS, CSS, DARK_THEME_JS
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs
@@ -59,8 +57,8 @@ def pasted_values(infotext: str, top: TopBar) -> tuple[list[Any], list[Any]]:
 
 def build_ui(runtime: Runtime) -> gr.Blocks:
     settings = runtime.settings.current
-    style_store = StyleStore(runtime.folders.data / "styles.csv")
-    jobs, previewer, thumbnails = SessionJobs(), LatentPreviewer(), ThumbnailCache()
+    style_store, previewer = runtime.styles, runtime.previewer
+    jobs, thumbnails = SessionJobs(), ThumbnailCache()
     with gr.Blocks(title="Stable Diffusion WebUI") as demo:
         with gr.Row(elem_id="quicksettings"):
             choices = checkpoint_choices(runtime)

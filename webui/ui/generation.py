@@ -8,7 +8,6 @@ import gradio as gr
 import torch
 
 from webui.processing.jobs import JobState
-from webui.processing.previews import LatentPreviewer
 from webui.processing.runtime import Runtime
 from webui.processing.txt2img import GenerationResult
 
@@ -63,16 +62,6 @@ def readable_error(error: BaseException) -> str:
     if isinstance(error, torch.OutOfMemoryError):
         return "Out of memory: try a smaller size or batch size, or start with --medvram / --lowvram."
     return f"{type(error).__name__}: {error}"
-
-
-def make_job(runtime: Runtime, previewer: LatentPreviewer) -> JobState:
-    settings = runtime.settings.current
-    job = JobState()
-    if settings.live_previews_enable and settings.show_progress_every_n_steps > 0:
-        job.preview_every = settings.show_progress_every_n_steps
-        # The model is looked up at preview time: it is the one loaded for this job while it samples.
-        job.make_preview = lambda latents: previewer.render(runtime.models.loaded, runtime.models.device, latents)
-    return job
 
 
 def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: JobState,

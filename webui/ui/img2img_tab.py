@@ -16,7 +16,7 @@ from webui.processing.runtime import Runtime
 from webui.processing.styles import StyleStore
 from webui.processing.txt2img import GenerationResult
 from webui.ui.extra_networks import ThumbnailCache
-from webui.ui.generation import SessionJobs, make_job, stream_generation
+from webui.ui.generation import SessionJobs, stream_generation
 from webui.ui.i18n import t
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (
@@ -174,7 +174,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                 work = lambda running: img2img(generation_request, runtime, running)  # noqa: E731
         except UserInputError as error:
             raise gr.Error(str(error)) from None
-        yield from stream_generation(runtime, jobs, request.session_hash or "anonymous", make_job(runtime, previewer),
+        yield from stream_generation(runtime, jobs, request.session_hash or "anonymous", runtime.new_job(),
                                      work)
 
     prompts.generate.click(on_generate, inputs, [output.gallery, output.infotexts, output.infotext, prompts.progress],

@@ -14,7 +14,7 @@ from webui.processing.runtime import Runtime
 from webui.processing.styles import StyleStore
 from webui.processing.txt2img import txt2img
 from webui.ui.extra_networks import ThumbnailCache
-from webui.ui.generation import SessionJobs, make_job, stream_generation
+from webui.ui.generation import SessionJobs, stream_generation
 from webui.ui.i18n import t
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (
@@ -122,7 +122,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
             generation_request = make_request(Txt2ImgRequest, values)
         except UserInputError as error:
             raise gr.Error(str(error)) from None
-        job = make_job(runtime, previewer)
+        job = runtime.new_job()
         session = request.session_hash or "anonymous"
         yield from stream_generation(runtime, jobs, session, job,
                                      lambda running: txt2img(generation_request, runtime, running))
