@@ -21,7 +21,7 @@ from webui.processing.infotext_request import request_from_infotext
 from webui.processing.jobs import JobState
 from webui.processing.model_calls import decode_latents, encode_images, to_pil
 from webui.processing.png_info import read_png_parameters
-from webui.processing.prompt_conds import plan_prompt
+from webui.processing.prompt_conds import ScheduleEntry, plan_prompt
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
@@ -157,9 +157,9 @@ def test_prompt_editing_switches_on_the_hires_timeline(runtime):
 
 def test_hires_prompt_editing_uses_the_hires_timeline():
     plan = plan_prompt("[cat:dog:25]", 20, 10)
-    assert plan.parts[0][0] == ((5, "cat"), (10, "dog"))
+    assert plan.parts[0].schedule == (ScheduleEntry(5, "cat"), ScheduleEntry(10, "dog"))
     fraction = plan_prompt("[cat:dog:1.5]", 20, 10)
-    assert fraction.parts[0][0] == ((5, "cat"), (10, "dog"))
+    assert fraction.parts[0].schedule == (ScheduleEntry(5, "cat"), ScheduleEntry(10, "dog"))
 
 
 @pytest.fixture(scope="module")

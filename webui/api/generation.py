@@ -16,6 +16,7 @@ from webui.processing.infotext import parse_infotext_raw
 from webui.processing.jobs import JobState
 from webui.processing.previews import LatentPreviewer
 from webui.processing.request import Txt2ImgRequest
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.settings import Settings
 from webui.processing.styles import StyleStore
@@ -54,24 +55,16 @@ def run_job(deps: GenerationDeps, work: Callable[[JobState], Any], settings: Set
     return deps.runtime.queue.run(job, lambda: work(job))
 
 
-def _image_seeds(parsed: list[dict[str, str]], result: Any) -> tuple[list[int], list[int]]:
-    """Seeds of the images actually returned: after a skip or an interrupt they are not the first N planned."""
-    seeds, subseeds = [], []
-    for params in parsed:
-        seed = int(params.get("Seed", -1))
-        seeds.append(seed)
-        if "Variation seed" in params:
-            subseeds.append(int(params["Variation seed"]))
-        else:
-            subseeds.append(result.subseeds[result.seeds.index(seed)] if seed in result.seeds else -1)
-    return seeds, subseeds
+def info_json(body: GenerationFields, request: Any, result: GenerationResult, images_offset: int) -> str:
+    """A1111's `info`: a JSON string describing the whole job, with every image's infotext.
 
-
-def info_json(body: GenerationFields, request: Any, result: Any, images_offset: int) -> str:
-    """A1111's `info`: a JSON string describing the whole job, with every image's infotext."""
-    parsed = [parse_infotext_raw(text) for text in result.infotexts]
-    first = parsed[0] if parsed else {}
-    seeds, subseeds = _image_seeds(parsed, result) if parsed else (result.seeds, result.subseeds)
+    Seeds, model and VAE come from the image records (the seeds of the images actually returned: after a skip
+    or an interrupt they are not the first N planned); only `extra_generation_params` keeps A1111's text form.
+    """
+    records = result.items
+    first = {k: v for k, v in records[0].parameters.items() if v is not None} if records else {}
+    extra = parse_infotext_raw(records[0].infotext) if records else {}
+    seeds, subseeds = result.seeds, result.subseeds
     info = {
         # as A1111: `prompt` is the text before styles, `all_prompts` what each image was made from
         "prompt": body.prompt if body.styles else request.prompt, "all_prompts": [request.prompt] * len(seeds),
@@ -86,7 +79,7 @@ def info_json(body: GenerationFields, request: Any, result: Any, images_offset: 
         "sd_vae_name": first.get("VAE"), "sd_vae_hash": first.get("VAE hash"),
         "seed_resize_from_w": request.seed_resize_from_w or -1, "seed_resize_from_h": request.seed_resize_from_h or -1,
         "denoising_strength": getattr(request, "denoising_strength", body.denoising_strength),
-        "extra_generation_params": {k: v for k, v in first.items() if k not in _OWN_FIELDS},
+        "extra_generation_params": {k: v for k, v in extra.items() if k not in _OWN_FIELDS},
         "index_of_first_image": images_offset, "infotexts": result.infotexts, "styles": body.styles or [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S"), "clip_skip": request.clip_skip,
         "is_using_inpainting_conditioning": False, "version": first.get("Version"),

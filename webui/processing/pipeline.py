@@ -1,8 +1,8 @@
 """Steps txt2img, img2img and hires fix share: model context, one sampling pass, VAE calls, infotext, saving."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Sequence
 
 import torch
 from PIL import Image
@@ -13,6 +13,7 @@ from webui.models.device import DeviceConfig, on_device
 from webui.models.loader import LoadedComponents
 from webui.models.manager import LoadedModel
 from webui.paths import resolve_inside
+from webui.processing.infotext import format_infotext
 from webui.processing.jobs import JobState
 from webui.processing.model_calls import (
     alphas_cumprod,
@@ -34,26 +35,14 @@ from webui.processing.prompt_conds import (
     prompt_encoder_for,
 )
 from webui.processing.request import GenerationRequest
+from webui.processing.results import GenerationResult, ImageResult
 from webui.processing.runtime import Runtime
 from webui.sampling import CFGDenoiser, DiscreteSchedule, ModelDenoiser, sample
+from webui.sampling.denoisers import MaskBlendDenoiser
 from webui.sampling.names import SamplerName, ScheduleName, schedule_label_for_infotext
 from webui.sampling.registry import eta_for_infotext
 
 VERSION = "webui-lora 0.1"
-
-
-@dataclass
-class GenerationResult:
-    """What a generation returns to any adapter: images (each with its infotext), seeds, and messages."""
-
-    images: list[Image.Image] = field(default_factory=list)
-    infotexts: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    subseeds: list[int] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    grid: Image.Image | None = None
-    warnings: list[str] = field(default_factory=list)
-    interrupted: bool = False
 
 
 @dataclass
@@ -140,26 +129,6 @@ class SamplingPass:
     init_latent: Tensor | None = None
     image_cond: Tensor | None = None  # inpainting models' c_concat
     keep_mask: Tensor | None = None  # latent-size mask, 1 where the init latent is kept (normal-model inpainting)
-
-
-class MaskBlendDenoiser:
-    """A1111's inpainting with a normal model: each step's prediction keeps the init latent outside the mask."""
-
-    def __init__(self, inner: CFGDenoiser, init_latent: Tensor, keep: Tensor) -> None:
-        self.inner = inner
-        self.init_latent = init_latent
-        self.keep = keep
-
-    def _blend(self, denoised: Tensor) -> Tensor:
-        return denoised * (1 - self.keep) + self.init_latent * self.keep
-
-    def __call__(self, x: Tensor, sigma: Tensor, *, step: int = 0) -> Tensor:
-        return self._blend(self.inner(x, sigma, step=step))
-
-    def denoise_with_uncond(self, x: Tensor, sigma: Tensor, scale_multiplier: float = 1.0, *,
-                            step: int = 0) -> tuple[Tensor, Tensor]:
-        denoised, uncond = self.inner.denoise_with_uncond(x, sigma, scale_multiplier, step=step)
-        return self._blend(denoised), uncond
 
 
 def initial_noise(request: GenerationRequest, shape: Sequence[int], seeds: list[int], subseeds: list[int],
@@ -272,12 +241,13 @@ def base_infotext_params(request: GenerationRequest, ctx: ModelContext, sampler:
 
 
 
-def store_image(result: GenerationResult, image: Image.Image, text: str, seed: int, request: GenerationRequest,
-                runtime: Runtime, kind: str) -> None:
-    """Attach the infotext, keep the image in the result and save it under outputs/<kind>-images."""
+def store_image(result: GenerationResult, image: Image.Image, params: dict[str, Any], seed: int, subseed: int,
+                request: GenerationRequest, runtime: Runtime, kind: str) -> None:
+    """Write the infotext into the image, add its record to the result and save it under outputs/<kind>-images."""
+    text = format_infotext(request.prompt, request.negative_prompt, params)
     image.info["parameters"] = text
-    result.images.append(image)
-    result.infotexts.append(text)
+    record = ImageResult(image, text, seed, subseed, request.prompt, request.negative_prompt, parameters=params)
+    result.add(record)
     if request.save_images:
         settings = runtime.settings.current
         # A1111: "Output directory for images" replaces every mode's own folder. It comes from config.json or the
@@ -288,9 +258,9 @@ def store_image(result: GenerationResult, image: Image.Image, text: str, seed: i
         tags = {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "steps": request.steps,
                 "cfg": request.cfg_scale, "sampler": request.sampler_name, "width": request.width,
                 "height": request.height}
-        result.paths.append(str(save_image(image, folder, seed=seed, infotext=text,
+        record.path = str(save_image(image, folder, seed=seed, infotext=text,
                                            pattern=settings.samples_filename_pattern or "[seed]",
-                                           extension=settings.samples_format, tags=tags)))
+                                           extension=settings.samples_format, tags=tags))
 
 
 def finish_grid(result: GenerationResult, request: GenerationRequest, runtime: Runtime, kind: str) -> None:

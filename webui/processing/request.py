@@ -1,6 +1,7 @@
 """The typed requests that the UI, the API and scripts all hand to processing (one schema per operation)."""
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any, Iterable, Mapping
 
 from PIL import Image
@@ -15,6 +16,31 @@ MAX_SIDE = 4096
 DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
 RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
 INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
+
+
+class ResizeMode(IntEnum):
+    """img2img resize mode, with A1111's values (its API and UI send these integers); labels in RESIZE_MODES."""
+
+    JUST_RESIZE = 0
+    CROP_AND_RESIZE = 1
+    RESIZE_AND_FILL = 2
+    LATENT_UPSCALE = 3
+
+
+class InpaintingFill(IntEnum):
+    """What the masked area starts from ("Masked content"), A1111's values; labels in INPAINTING_FILLS."""
+
+    FILL = 0
+    ORIGINAL = 1
+    LATENT_NOISE = 2
+    LATENT_NOTHING = 3
+
+
+class MaskMode(IntEnum):
+    """`inpainting_mask_invert`: which side of the mask is repainted."""
+
+    INPAINT_MASKED = 0
+    INPAINT_NOT_MASKED = 1
 
 
 def _multiple_of_8(value: int) -> int:
@@ -103,16 +129,16 @@ class Img2ImgRequest(GenerationRequest):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     init_images: list[Image.Image]
-    resize_mode: int = Field(0, ge=0, le=3)  # see RESIZE_MODES
+    resize_mode: ResizeMode = ResizeMode.JUST_RESIZE  # the API keeps sending A1111's integers
     denoising_strength: float = Field(0.75, ge=0.0, le=1.0)
     image_cfg_scale: float | None = Field(None, ge=0.0, le=100.0)  # only instruct-pix2pix models use it
     initial_noise_multiplier: float = Field(1.0, ge=0.0, le=2.0)
     mask: Image.Image | None = None  # white = repaint
     mask_blur: int = Field(4, ge=0, le=64)
-    inpainting_fill: int = Field(1, ge=0, le=3)  # see INPAINTING_FILLS
+    inpainting_fill: InpaintingFill = InpaintingFill.ORIGINAL
     inpaint_full_res: bool = False  # "Inpaint area: Only masked"
     inpaint_full_res_padding: int = Field(32, ge=0, le=256)
-    inpainting_mask_invert: int = Field(0, ge=0, le=1)
+    inpainting_mask_invert: MaskMode = MaskMode.INPAINT_MASKED
     max_input_pixels: int = Field(DEFAULT_MAX_INPUT_PIXELS, ge=64 * 64)
 
     @field_validator("init_images")

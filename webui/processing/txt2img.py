@@ -5,7 +5,6 @@ import logging
 from dataclasses import replace
 
 from webui.processing.hires import check_target, check_upscaler, hires_infotext, hires_pass, upscale_for_hires
-from webui.processing.infotext import format_infotext
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
 from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
@@ -41,7 +40,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
     total = request.batch_size * request.n_iter
     seed, subseed = fix_seed(request.seed), fix_seed(request.subseed)
     all_seeds, all_subseeds = seeds_for_batch(seed, subseed, request.subseed_strength, total)
-    result = GenerationResult(seeds=all_seeds, subseeds=all_subseeds)
+    result = GenerationResult()
     passes = 2 if request.enable_hr else 1
     job.job_count = request.n_iter * passes
 
@@ -85,8 +84,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                      "TI hashes": ctx.embeddings.hashes_infotext(used) or None}
             for index, image in enumerate(images):
                 params = base_infotext_params(request, ctx, sampler, schedule, seeds[index], subseeds[index], runtime)
-                text = format_infotext(request.prompt, request.negative_prompt, {**params, **extra, "Version": VERSION})
-                store_image(result, image, text, seeds[index], request, runtime, "txt2img")
+                store_image(result, image, {**params, **extra, "Version": VERSION}, seeds[index], subseeds[index],
+                            request, runtime, "txt2img")
         job.job_no = job.job_count
 
     finish_grid(result, request, runtime, "txt2img")

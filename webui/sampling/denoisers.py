@@ -107,3 +107,23 @@ class CFGDenoiser:
 
 def _signature(cond: Cond) -> tuple:
     return tuple(sorted((key, tuple(value.shape[1:]), value.dtype) for key, value in cond.items()))
+
+
+class MaskBlendDenoiser:
+    """A1111's inpainting with a normal model: each step's prediction keeps the init latent outside the mask."""
+
+    def __init__(self, inner: CFGDenoiser, init_latent: Tensor, keep: Tensor) -> None:
+        self.inner = inner
+        self.init_latent = init_latent
+        self.keep = keep
+
+    def _blend(self, denoised: Tensor) -> Tensor:
+        return denoised * (1 - self.keep) + self.init_latent * self.keep
+
+    def __call__(self, x: Tensor, sigma: Tensor, *, step: int = 0) -> Tensor:
+        return self._blend(self.inner(x, sigma, step=step))
+
+    def denoise_with_uncond(self, x: Tensor, sigma: Tensor, scale_multiplier: float = 1.0, *,
+                            step: int = 0) -> tuple[Tensor, Tensor]:
+        denoised, uncond = self.inner.denoise_with_uncond(x, sigma, scale_multiplier, step=step)
+        return self._blend(denoised), uncond
