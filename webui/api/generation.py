@@ -21,7 +21,6 @@ from webui.processing.runtime import Runtime
 from webui.processing.settings import Settings
 from webui.processing.styles import StyleStore
 from webui.processing.txt2img import txt2img
-from webui.sampling.names import resolve_sampler
 
 SAME_CHECKPOINT, SAME_SAMPLER, SAME_SCHEDULER = "Use same checkpoint", "Use same sampler", "Use same scheduler"
 # Infotext keys that have their own field in `info`; the rest go to extra_generation_params.
@@ -115,9 +114,6 @@ def txt2img_fields(runtime: Runtime, body: Txt2ImgBody) -> tuple[dict[str, Any],
         "hr_sampler_name": "" if body.hr_sampler_name in (None, SAME_SAMPLER) else body.hr_sampler_name,
         "hr_scheduler": "" if body.hr_scheduler in (None, SAME_SCHEDULER) else body.hr_scheduler,
     }, body)
-    if fields["hr_sampler_name"] or fields["hr_scheduler"]:
-        resolve_sampler(fields["hr_sampler_name"] or fields["sampler_name"],
-                        fields["hr_scheduler"] or fields["scheduler"])  # unknown → 400, like the first pass
     return fields, settings, known
 
 

@@ -26,7 +26,7 @@ from webui.processing.upscale import (
     upscale_latents,
     upscaler_names,
 )
-from webui.sampling.names import SamplerName, ScheduleName, resolve_sampler, schedule_label_for_infotext
+from webui.sampling.names import SamplerName, ScheduleName, schedule_label_for_infotext
 
 # Largest hires side accepted; beyond it even a tiled VAE and the UNet's attention run out of memory.
 MAX_HIRES_SIDE = 8192
@@ -103,7 +103,7 @@ def upscale_for_hires(ctx: ModelContext, latents: Tensor, request: Txt2ImgReques
 
 def hires_sampler(request: Txt2ImgRequest) -> tuple[SamplerName, ScheduleName]:
     """The second pass's sampler and schedule; empty names mean "same as the first pass"."""
-    return resolve_sampler(request.hr_sampler_name or request.sampler_name, request.hr_scheduler or request.scheduler)
+    return request.hires_sampler, request.hires_schedule
 
 
 def hires_pass(ctx: ModelContext, request: Txt2ImgRequest, first_sampler: SamplerName, init_latent: Tensor,

@@ -39,7 +39,6 @@ from webui.processing.pipeline import (
 )
 from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest, InpaintingFill, MaskMode, ResizeMode
 from webui.processing.runtime import Runtime
-from webui.sampling.names import resolve_sampler
 
 EMPTY_MASK_WARNING = 'The mask is empty, so "Only masked" could not crop anything; ran plain img2img instead.'
 
@@ -57,7 +56,7 @@ class PreparedImage:
 def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = None) -> GenerationResult:
     job = job or JobState()
     # 1. Check inputs and bring the pictures into shape before any model work.
-    sampler, schedule = resolve_sampler(request.sampler_name, request.scheduler)
+    sampler, schedule = request.sampler, request.schedule  # resolved when the request was built
     warnings: list[str] = []
     prepared = [prepare_image(image, request, warnings) for image in request.init_images]
     if len(prepared) == 1:

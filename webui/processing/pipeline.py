@@ -155,7 +155,7 @@ def run_pass(ctx: ModelContext, spec: SamplingPass, noise: Tensor, generators: l
     if spec.keep_mask is not None and spec.init_latent is not None:
         denoiser = MaskBlendDenoiser(cfg, spec.init_latent, spec.keep_mask)
     with torch.no_grad(), on_device(ctx.components.unet, ctx.device):
-        latents = sample(spec.sampler.name, spec.schedule.name, denoiser, noise, ctx.schedule, spec.steps,
+        latents = sample(spec.sampler, spec.schedule, denoiser, noise, ctx.schedule, spec.steps,
                          seeds=seeds, generators=generators,
                          callback=lambda info: job.step(info.i, info.total, info.denoised),
                          denoise_strength=spec.denoise_strength, init_latent=spec.init_latent,

@@ -5,10 +5,10 @@ from enum import IntEnum
 from typing import Any, Iterable, Mapping
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from webui.errors import UserInputError
-from webui.sampling.names import resolve_sampler
+from webui.sampling.names import SamplerName, ScheduleName, resolve_sampler
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
 MAX_SIDE = 4096
@@ -54,6 +54,9 @@ class GenerationRequest(BaseModel):
     """The fields txt2img and img2img share, so the UI and API build both from one set of controls."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # (sampler_name, scheduler) -> resolved pair, filled by validation; `model_copy(update=...)` skips validation,
+    # so a copy with other names resolves them on first use instead of keeping the old sampler.
+    _resolved: dict[tuple[str, str], tuple[SamplerName, ScheduleName]] = PrivateAttr(default_factory=dict)
 
     prompt: str = ""
     negative_prompt: str = ""
@@ -97,8 +100,23 @@ class GenerationRequest(BaseModel):
 
     @model_validator(mode="after")
     def _known_sampler(self) -> "GenerationRequest":
-        resolve_sampler(self.sampler_name, self.scheduler)  # raises UnknownSamplerError (a ValueError)
+        # The one place a request's sampler names are resolved; processing reads `sampler` and `schedule`.
+        self._resolve(self.sampler_name, self.scheduler)  # UnknownSamplerError is a ValueError
         return self
+
+    def _resolve(self, sampler_name: str, scheduler: str) -> tuple[SamplerName, ScheduleName]:
+        key = (sampler_name, scheduler)
+        if key not in self._resolved:
+            self._resolved[key] = resolve_sampler(sampler_name, scheduler)
+        return self._resolved[key]
+
+    @property
+    def sampler(self) -> SamplerName:
+        return self._resolve(self.sampler_name, self.scheduler)[0]
+
+    @property
+    def schedule(self) -> ScheduleName:
+        return self._resolve(self.sampler_name, self.scheduler)[1]
 
 
 class Txt2ImgRequest(GenerationRequest):
@@ -118,9 +136,17 @@ class Txt2ImgRequest(GenerationRequest):
 
     @model_validator(mode="after")
     def _known_hires_sampler(self) -> "Txt2ImgRequest":
-        if self.hr_sampler_name or self.hr_scheduler:
-            resolve_sampler(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)
+        self._resolve(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)
         return self
+
+    @property
+    def hires_sampler(self) -> SamplerName:
+        """The second pass's sampler; empty hr names mean "the first pass's"."""
+        return self._resolve(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)[0]
+
+    @property
+    def hires_schedule(self) -> ScheduleName:
+        return self._resolve(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)[1]
 
 
 class Img2ImgRequest(GenerationRequest):

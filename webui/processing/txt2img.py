@@ -24,7 +24,6 @@ from webui.processing.pipeline import (
 )
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
-from webui.sampling.names import resolve_sampler
 
 __all__ = ["GenerationResult", "VERSION", "txt2img"]
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = None) -> GenerationResult:
     job = job or JobState()
     # 1. Check inputs: the request type validated fields; resolve names before any model work.
-    sampler, schedule = resolve_sampler(request.sampler_name, request.scheduler)
+    sampler, schedule = request.sampler, request.schedule  # resolved when the request was built
     if request.enable_hr:
         check_upscaler(request.hr_upscaler, runtime)
         check_target(request, 8)  # impossible sizes fail before model work; redone with the model's latent scale

@@ -15,7 +15,7 @@ from webui.sampling import samplers_dpmpp as dpmpp
 from webui.sampling import samplers_euler as euler
 from webui.sampling import samplers_timestep as timestep
 from webui.sampling.common import NoiseSource, StepCallback
-from webui.sampling.names import SamplerName, find_sampler, resolve_sampler
+from webui.sampling.names import SamplerName, ScheduleName, find_sampler, resolve_sampler
 from webui.sampling.noise import make_noise_source
 from webui.sampling.schedules import DiscreteSchedule, build_sigmas, ddim_timesteps, unipc_sigmas
 
@@ -203,8 +203,8 @@ def _timestep_grid(sampler: SamplerName, model: DiscreteSchedule, steps: int, t_
 
 
 def sample(
-    sampler_name: str,
-    schedule: str | None,
+    sampler_name: SamplerName | str,
+    schedule: ScheduleName | str | None,
     denoiser: Callable[..., Tensor],
     x_unit_noise: Tensor,
     model_schedule: DiscreteSchedule,
@@ -227,7 +227,10 @@ def sample(
     their input is unit VP noise (txt2img) and their output is the VP latent at the grid's last timestep,
     exactly as A1111 feeds and returns them.
     """
-    sampler, sched = resolve_sampler(sampler_name, schedule)
+    if isinstance(sampler_name, SamplerName) and isinstance(schedule, ScheduleName):
+        sampler, sched = sampler_name, schedule  # already resolved where the request was built
+    else:
+        sampler, sched = resolve_sampler(str(sampler_name), None if schedule is None else str(schedule))
     opts = SamplerSettings.from_any(settings)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
