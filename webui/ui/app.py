@@ -19,9 +19,6 @@ from webui.ui.pnginfo_tab import build_pnginfo, form_values_from_infotext
 from webui.ui.settings_tab import build_settings
 from webui.ui.txt2img_tab import TopBar, build_txt2img
 
-PASTE_FIELDS = ("prompt", "negative_prompt", "steps", "sampler_name", "scheduler", "cfg_scale", "seed", "width",
-                "height", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h")
-
 
 def checkpoint_choices(runtime: Runtime) -> list[str]:
     return [info.name for info in runtime.registry.checkpoints()]
@@ -45,14 +42,22 @@ def paste_targets(tab) -> dict[str, gr.components.Component]:
             "seed_resize_from_h": s.seed_resize_h}
 
 
-def pasted_values(infotext: str, top: TopBar) -> tuple[list[Any], list[Any]]:
-    """(tab values in PASTE_FIELDS order, [clip skip, VAE]); keys the infotext lacks keep the form's value."""
+def pasted_updates(infotext: str, targets: dict[str, gr.components.Component],
+                   top: TopBar) -> dict[gr.components.Component, Any]:
+    """Component → value for each field the infotext sets (matched by name, never by position); fields it lacks,
+    and everything when there is no infotext, keep the form's value. Clip skip is 1 unless the infotext says."""
+    if not infotext.strip():
+        return {}
     try:
         fields = form_values_from_infotext(infotext)
     except UserInputError as error:
         raise gr.Error(str(error)) from None
-    values = [fields.get(name, gr.skip()) for name in PASTE_FIELDS]
-    return values, [fields.get("clip_skip", 1), fields.get("vae", gr.skip())]
+    updates: dict[gr.components.Component, Any] = {
+        component: fields[name] for name, component in targets.items() if name in fields}
+    updates[top.clip_skip] = fields.get("clip_skip", 1)
+    if "vae" in fields:
+        updates[top.vae] = fields["vae"]
+    return updates
 
 
 def build_ui(runtime: Runtime) -> gr.Blocks:
@@ -144,32 +149,32 @@ def _wire_defaults(demo: gr.Blocks, runtime: Runtime, top: TopBar, tabs: list) -
 
 def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img,
                   png_to_img2img) -> None:
-    txt_targets = list(paste_targets(txt).values())
+    txt_targets = paste_targets(txt)
 
     def to_txt2img(infotext):
-        values, top_values = pasted_values(infotext, top)
-        return [*values, *top_values, gr.Tabs(selected="txt2img")]
+        return {**pasted_updates(infotext, txt_targets, top), tabs: gr.Tabs(selected="txt2img")}
 
-    png_to_txt2img.click(to_txt2img, [png_infotext], [*txt_targets, top.clip_skip, top.vae, tabs],
+    png_to_txt2img.click(to_txt2img, [png_infotext], [*txt_targets.values(), top.clip_skip, top.vae, tabs],
                          concurrency_limit=None)
     if img is not None:
-        img_targets = list(paste_targets(img).values())
+        img_targets = paste_targets(img)
         mode = img.extra["mode"]
 
         def send(kind: str):
             def handler(images, index, infotext):
                 picture = selected_image(images, index)
-                values, top_values = pasted_values(infotext, top) if infotext else ([gr.skip()] * len(PASTE_FIELDS),
-                                                                                    [gr.skip(), gr.skip()])
-                init = picture if kind == "img2img" else gr.skip()
-                editor = {"background": picture, "layers": [], "composite": picture} if kind == "inpaint" \
-                    else gr.skip()
-                sub_tab = "img2img" if kind == "img2img" else "inpaint"
-                return [init, editor, "img2img" if kind == "img2img" else "Inpaint", *values, *top_values,
-                        gr.Tabs(selected="img2img"), gr.Tabs(selected=sub_tab)]
+                updates = {**pasted_updates(infotext or "", img_targets, top), tabs: gr.Tabs(selected="img2img")}
+                if kind == "img2img":
+                    updates.update({img.init_image: picture, mode: "img2img",
+                                    img.mode_tabs: gr.Tabs(selected="img2img")})
+                else:
+                    updates.update({img.inpaint: {"background": picture, "layers": [], "composite": picture},
+                                    mode: "Inpaint", img.mode_tabs: gr.Tabs(selected="inpaint")})
+                return updates
             return handler
 
-        outputs = [img.init_image, img.inpaint, mode, *img_targets, top.clip_skip, top.vae, tabs, img.mode_tabs]
+        outputs = [img.init_image, img.inpaint, mode, *img_targets.values(), top.clip_skip, top.vae, tabs,
+                   img.mode_tabs]
         for button, kind in ((txt.output.to_img2img, "img2img"), (txt.output.to_inpaint, "inpaint")):
             button.click(send(kind), [txt.output.gallery, txt.output.selected, txt.output.infotext], outputs,
                          concurrency_limit=None)
@@ -182,12 +187,12 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
                 raise gr.Error("Drop an image first")
             with Image.open(path) as opened:
                 picture = opened.convert("RGB")
-            values, top_values = pasted_values(infotext, top) if infotext.strip() else (
-                [gr.skip()] * len(PASTE_FIELDS), [gr.skip(), gr.skip()])
-            return [picture, "img2img", *values, *top_values, gr.Tabs(selected="img2img"), gr.Tabs(selected="img2img")]
+            return {**pasted_updates(infotext, img_targets, top), img.init_image: picture, mode: "img2img",
+                    tabs: gr.Tabs(selected="img2img"), img.mode_tabs: gr.Tabs(selected="img2img")}
 
         png_to_img2img.click(png_send, [png_image, png_infotext],
-                             [img.init_image, mode, *img_targets, top.clip_skip, top.vae, tabs, img.mode_tabs],
+                             [img.init_image, mode, *img_targets.values(), top.clip_skip, top.vae, tabs,
+                              img.mode_tabs],
                              concurrency_limit=None)
     if extras_image is not None:
         for output in [txt.output] + ([img.output] if img is not None else []):
