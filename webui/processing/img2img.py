@@ -23,22 +23,21 @@ from webui.processing.masking import (
 from webui.processing.noise import fix_seed, seeds_for_batch
 from webui.processing.pipeline import (
     VERSION,
-    GenerationResult,
     ModelContext,
     SamplingPass,
     base_infotext_params,
     decode_to_pil,
     encode,
-    finish_grid,
     initial_noise,
     inpainting_conditioning,
     prepare_prompts,
     run_pass,
     sampler_settings,
-    store_image,
 )
 from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest, InpaintingFill, MaskMode, ResizeMode
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
+from webui.processing.saving import finish_grid, store_image
 
 EMPTY_MASK_WARNING = 'The mask is empty, so "Only masked" could not crop anything; ran plain img2img instead.'
 

@@ -13,9 +13,9 @@ from webui.files import atomic_target
 from webui.paths import resolve_inside
 from webui.processing.img2img import img2img
 from webui.processing.jobs import JobState
-from webui.processing.pipeline import GenerationResult
 from webui.processing.png_info import pnginfo_for
 from webui.processing.request import Img2ImgRequest, make_request
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

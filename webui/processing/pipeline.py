@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from PIL import Image
@@ -12,8 +12,6 @@ from webui.conditioning import EmbeddingDatabase, PromptEncoder
 from webui.models.device import DeviceConfig, on_device
 from webui.models.loader import LoadedComponents
 from webui.models.manager import LoadedModel
-from webui.paths import resolve_inside
-from webui.processing.infotext import format_infotext
 from webui.processing.jobs import JobState
 from webui.processing.model_calls import (
     alphas_cumprod,
@@ -26,7 +24,6 @@ from webui.processing.model_calls import (
 )
 from webui.processing.network_stack import NetworkActivation, activate_networks
 from webui.processing.noise import image_noise
-from webui.processing.outputs import dated_folder, make_grid, save_grid, save_image
 from webui.processing.prompt_conds import (
     ConditioningBuilder,
     PromptPlan,
@@ -35,7 +32,10 @@ from webui.processing.prompt_conds import (
     prompt_encoder_for,
 )
 from webui.processing.request import GenerationRequest
-from webui.processing.results import GenerationResult, ImageResult
+
+# Re-exported: adapters and scripts have imported the result type from here.
+from webui.processing.results import GenerationResult as GenerationResult
+from webui.processing.results import ImageResult as ImageResult
 from webui.processing.runtime import Runtime
 from webui.sampling import CFGDenoiser, DiscreteSchedule, ModelDenoiser, sample
 from webui.sampling.denoisers import MaskBlendDenoiser
@@ -238,36 +238,3 @@ def base_infotext_params(request: GenerationRequest, ctx: ModelContext, sampler:
     if request.emphasis != "Original":
         params["Emphasis"] = request.emphasis
     return params
-
-
-
-def store_image(result: GenerationResult, image: Image.Image, params: dict[str, Any], seed: int, subseed: int,
-                request: GenerationRequest, runtime: Runtime, kind: str) -> None:
-    """Write the infotext into the image, add its record to the result and save it under outputs/<kind>-images."""
-    text = format_infotext(request.prompt, request.negative_prompt, params)
-    image.info["parameters"] = text
-    record = ImageResult(image, text, seed, subseed, request.prompt, request.negative_prompt, parameters=params)
-    result.add(record)
-    if request.save_images:
-        settings = runtime.settings.current
-        # A1111: "Output directory for images" replaces every mode's own folder. It comes from config.json or the
-        # API's /options, so it must stay inside the data folder (no writing anywhere on the server).
-        base = resolve_inside(runtime.folders.data, settings.outdir_samples) if settings.outdir_samples \
-            else runtime.folders.outputs / f"{kind}-images"
-        folder = dated_folder(base) if settings.save_to_dirs else base
-        tags = {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "steps": request.steps,
-                "cfg": request.cfg_scale, "sampler": request.sampler_name, "width": request.width,
-                "height": request.height}
-        record.path = str(save_image(image, folder, seed=seed, infotext=text,
-                                           pattern=settings.samples_filename_pattern or "[seed]",
-                                           extension=settings.samples_format, tags=tags))
-
-
-def finish_grid(result: GenerationResult, request: GenerationRequest, runtime: Runtime, kind: str) -> None:
-    """A1111's grid of a multi-image result, saved under outputs/<kind>-grids when saving is on."""
-    if len(result.images) > 1 and request.save_grid:
-        result.grid = make_grid(result.images)
-        if request.save_images:
-            save_grid(
-                result.grid, dated_folder(runtime.folders.outputs / f"{kind}-grids"), infotext=result.infotexts[0]
-            )

@@ -10,20 +10,19 @@ from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
 from webui.processing.pipeline import (
     VERSION,
-    GenerationResult,
     SamplingPass,
     base_infotext_params,
     decode_to_pil,
-    finish_grid,
     initial_noise,
     inpainting_conditioning,
     prepare_prompts,
     run_pass,
     sampler_settings,
-    store_image,
 )
 from webui.processing.request import Txt2ImgRequest
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
+from webui.processing.saving import finish_grid, store_image
 
 __all__ = ["GenerationResult", "VERSION", "txt2img"]
 log = logging.getLogger(__name__)
