@@ -10,9 +10,6 @@ from webui.processing.images import to_tensor
 from webui.processing.pipeline import (
     ModelContext,
     SamplingPass,
-    decode_to_pil,
-    encode,
-    inpainting_conditioning,
     model_calls_per_step,
     sampler_settings,
 )
@@ -26,6 +23,7 @@ from webui.processing.upscale import (
     upscale_latents,
     upscaler_names,
 )
+from webui.processing.vae import decode_to_pil, encode, inpainting_conditioning
 from webui.sampling.names import SamplerName, ScheduleName, schedule_label_for_infotext
 
 # Largest hires side accepted; beyond it even a tiled VAE and the UNet's attention run out of memory.

@@ -26,10 +26,7 @@ from webui.processing.pipeline import (
     ModelContext,
     SamplingPass,
     base_infotext_params,
-    decode_to_pil,
-    encode,
     initial_noise,
-    inpainting_conditioning,
     prepare_prompts,
     run_pass,
     sampler_settings,
@@ -38,6 +35,7 @@ from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest, Inpaintin
 from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.saving import finish_grid, store_image
+from webui.processing.vae import decode_to_pil, encode, inpainting_conditioning
 
 EMPTY_MASK_WARNING = 'The mask is empty, so "Only masked" could not crop anything; ran plain img2img instead.'
 

@@ -12,9 +12,7 @@ from webui.processing.pipeline import (
     VERSION,
     SamplingPass,
     base_infotext_params,
-    decode_to_pil,
     initial_noise,
-    inpainting_conditioning,
     prepare_prompts,
     run_pass,
     sampler_settings,
@@ -23,6 +21,7 @@ from webui.processing.request import Txt2ImgRequest
 from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.saving import finish_grid, store_image
+from webui.processing.vae import decode_to_pil, inpainting_conditioning
 
 __all__ = ["GenerationResult", "VERSION", "txt2img"]
 log = logging.getLogger(__name__)
