@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="app.py",
                                      description="Stable Diffusion WebUI (diffusers, LoRA-first, offline)")
     paths = parser.add_argument_group("paths")
-    paths.add_argument("--data-dir", type=Path, default=REPO, help="base folder for outputs, cache.json, config.json")
+    paths.add_argument("--data-dir", type=Path, default=None,
+                       help="base folder for cache.json, config.json, styles.csv and outputs (default: data/, with "
+                            "outputs in outputs/ as A1111 has them)")
     paths.add_argument("--ckpt-dir", type=Path, default=REPO / "models" / "Stable-diffusion",
                        help="folder searched (recursively) for .safetensors/.ckpt checkpoints")
     paths.add_argument("--ckpt", default=None, help="checkpoint to load at start (name, title or hash)")
@@ -133,20 +135,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from webui.models.registry import BUNDLED_DEMO_STEM
-    from webui.paths import Folders
+    from webui.paths import DEFAULT_DATA_DIR, Folders
     from webui.processing.runtime import build_runtime
 
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    outputs = args.outdir or (args.data_dir / "outputs" if args.data_dir else REPO / "outputs")
     folders = Folders(checkpoints=args.ckpt_dir, vae=args.vae_dir, lora=(args.lora_dir, args.lyco_dir),
-                      embeddings=args.embeddings_dir, outputs=args.outdir or args.data_dir / "outputs",
-                      data=args.data_dir, upscalers=(args.esrgan_models_path, args.realesrgan_models_path,
-                                                     args.swinir_models_path, args.dat_models_path),
+                      embeddings=args.embeddings_dir, outputs=outputs, data=data_dir,
+                      upscalers=(args.esrgan_models_path, args.realesrgan_models_path, args.swinir_models_path,
+                                 args.dat_models_path),
                       taggers=args.tagger_dir, blip=args.blip_dir)
     device = device_config_from_args(args)
     runtime = build_runtime(folders, device, hashing=not args.no_hashing)
     log = logging.getLogger("webui")
     checkpoints = runtime.registry.checkpoints()
-    log.info("Device %s (%s); %d checkpoint(s) in %s", device.device, device.dtype, len(checkpoints),
-             folders.checkpoints)
+    log.info(
+        "Device %s (%s); %d checkpoint(s) in %s", device.device, device.dtype, len(checkpoints), folders.checkpoints
+    )
     if not checkpoints:
         log.warning("No checkpoint found: put a .safetensors model into %s and press refresh", folders.checkpoints)
     elif runtime.registry.default_checkpoint().stem == BUNDLED_DEMO_STEM and not args.ckpt:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Same set-up as webui.sh plus test dependencies, then the whole test suite. Extra args go to pytest.
+# Same set-up as webui.sh plus test dependencies, then ruff, mypy and the whole test suite (--fast: the unit layer).
+# Extra args go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup_env.sh requirements-dev.txt || exit 1
@@ -18,6 +19,16 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+
+# Lint and type checks first (config in pyproject.toml): any finding fails the run before a test starts.
+.venv/bin/python -m ruff check . || { echo "ruff found problems: failing the run" >&2; exit 1; }
+.venv/bin/python -m mypy || { echo "mypy found problems: failing the run" >&2; exit 1; }
+
+# --fast: the unit layer only (no slow, browser or end-to-end tests), for the edit-test loop; default: everything.
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  set -- -m "not slow and not browser and not e2e" "$@"
+fi
 .venv/bin/python -m pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then

@@ -6,15 +6,12 @@ import os
 import resource
 import shutil
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 from webui.offline import enforce_offline  # noqa: E402
 

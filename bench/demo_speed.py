@@ -1,23 +1,18 @@
-"""Times one 20-step native-size txt2img with the demo checkpoint through the real path (median of 5, after a warm-up)."""
+"""Times a 20-step native-size txt2img on the demo checkpoint through the real path (median of 5 after a warm-up)."""
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from scripts.demo_shapes import IMAGE_SIZE  # noqa: E402
-from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime  # noqa: E402
-from webui.processing.request import Txt2ImgRequest, make_request  # noqa: E402
-from webui.processing.txt2img import txt2img  # noqa: E402
+from scripts.demo_shapes import IMAGE_SIZE
+from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
+from webui.processing.request import Txt2ImgRequest, make_request
+from webui.processing.txt2img import txt2img
 
 
 def time_generations(checkpoint: Path, repeats: int = 5, steps: int = 20, sampler: str = "Euler a") -> list[float]:

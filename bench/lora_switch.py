@@ -6,25 +6,20 @@ import cProfile
 import io
 import pstats
 import statistics
-import sys
 import tempfile
 import time
 import warnings
 from functools import partial
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import torch
+import transformers
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from safetensors.torch import save_file
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-
-from bench.common import machine_summary  # noqa: E402  (sets the offline switches before diffusers is imported)
-from webui.conditioning.tokenizer import load_clip_tokenizer  # noqa: E402
-from webui.networks import LoraPatcher, ModelNames, read_lora  # noqa: E402
+from bench.common import machine_summary
+from webui.conditioning.tokenizer import load_clip_tokenizer
+from webui.networks import LoraPatcher, ModelNames, read_lora
 
 DTYPE = torch.float32
 
@@ -105,7 +100,9 @@ def machine_rates(ranks: tuple[int, ...], cpu: bool = False) -> dict[str, float]
     weight = torch.randn(1280, 5120)
     for rank in ranks:
         up, down = torch.randn(1280, rank), torch.randn(rank, 5120)
-        rates[f"addmm r{rank}"] = best(partial(weight.addmm_, up, down)) / weight.numel()
+        rates[f"addmm r{rank}"] = (
+            min(clock(lambda up=up, down=down: weight.addmm_(up, down))[0] for _ in range(3)) / weight.numel()
+        )
     return rates
 
 

@@ -5,17 +5,17 @@ import argparse
 import cProfile
 import io
 import pstats
-import sys
 import time
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as `python bench/profile_load.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-from bench.common import (CHECKPOINT_PATH, ensure_checkpoint, ensure_diffusers_config,  # noqa: E402
-                          load_diffusers_pipeline, peak_rss_mib)
-
-import torch  # noqa: E402
+from bench.common import (
+    CHECKPOINT_PATH,
+    ensure_checkpoint,
+    ensure_diffusers_config,
+    load_diffusers_pipeline,
+    peak_rss_mib,
+)
 
 
 def _load_ours() -> object:

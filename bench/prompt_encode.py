@@ -1,4 +1,4 @@
-"""Benchmark: our parse + chunk + encode of a 200-token prompt vs plain tokenization and CLIP encoding of the same chunks.
+"""Benchmark: our parse + chunk + encode of a 200-token prompt vs plain tokenize + CLIP encode of the same chunks.
 
 Run: .venv/bin/python -m bench.prompt_encode [--repeats 20]
 Uses a full-size SD1.5 CLIP-L text encoder with random weights (CPU, fp32); prints medians and the ratio.
@@ -51,7 +51,10 @@ def main() -> None:
     with torch.no_grad():
         ours(model, PROMPT), plain_encode(model, tokenizer, PROMPT)  # warm-up
         for _ in range(args.repeats):
-            for name, run in (("plain", lambda: plain_encode(model, tokenizer, PROMPT)), ("ours", lambda: ours(model, PROMPT))):
+            for name, run in (
+                ("plain", lambda: plain_encode(model, tokenizer, PROMPT)),
+                ("ours", lambda: ours(model, PROMPT)),
+            ):
                 start = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - start)

@@ -12,15 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if __package__ in (None, ""):  # run as `python bench/txt2img_vs_diffusers.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from bench.common import (  # noqa: E402
+from bench.common import (
     CHECKPOINT_DIR,
     CHECKPOINT_NAME,
     CHECKPOINT_PATH,
+    REPO_ROOT,
     SEED,
     RssSampler,
     ensure_checkpoint,
@@ -188,9 +186,9 @@ def bench_loading(repeats: int, device: str) -> dict[str, list[dict]]:
             pass
     for index in range(repeats):
         for which in (("ours", "diffusers") if index % 2 == 0 else ("diffusers", "ours")):
-            proc = subprocess.run([sys.executable, __file__, "--load-child", which, "--device", device,
-                                   "--threads", str(torch.get_num_threads())],
-                                  capture_output=True, text=True, check=False)
+            child = [sys.executable, "-m", "bench.txt2img_vs_diffusers", "--load-child", which, "--device", device,
+                     "--threads", str(torch.get_num_threads())]
+            proc = subprocess.run(child, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             if proc.returncode != 0 or not lines:
                 raise RuntimeError(f"{which} load child failed:\n{proc.stderr[-3000:]}")

@@ -2,24 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
+from scripts.demo_shapes import IMAGE_SIZE, caption, eval_prompts
+from tests.demo.analyser import analyse, matches
+from webui.models.device import device_config
+from webui.paths import Folders
+from webui.processing.request import Txt2ImgRequest, make_request
+from webui.processing.runtime import Runtime, build_runtime
+from webui.processing.txt2img import txt2img
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from scripts.demo_shapes import IMAGE_SIZE, caption, eval_prompts  # noqa: E402
-from tests.demo.analyser import analyse, matches  # noqa: E402
-from webui.models.device import device_config  # noqa: E402
-from webui.paths import Folders  # noqa: E402
-from webui.processing.request import Txt2ImgRequest, make_request  # noqa: E402
-from webui.processing.runtime import Runtime, build_runtime  # noqa: E402
-from webui.processing.txt2img import txt2img  # noqa: E402
-
 DEFAULT_CHECKPOINT = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
 SEEDS = (1, 2)
 THRESHOLDS = {"foreground": 0.90, "background": 0.90, "shape": 0.75}

@@ -18,3 +18,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if [ -f requirements-nodeps.txt ]; then .venv/bin/python -m pip install --quiet --no-deps -r requirements-nodeps.txt; fi
   echo "$want" > "$stamp"
 fi
+# The app itself, editable, so `import webui` works from any folder (bench/, scripts/, subprocesses) without
+# sys.path edits. --no-deps: the pinned requirements above are the dependencies; --no-build-isolation: build with
+# the venv's own setuptools instead of fetching one.
+if ! .venv/bin/python -c "import importlib.metadata as m; m.distribution('sd-webui')" 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+fi

@@ -6,7 +6,6 @@ import copy
 import json
 import math
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,14 @@ import transformers
 from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
+from scripts.demo_shapes import IMAGE_SIZE, all_captions, eval_prompts, make_dataset, partial_captions
+from tests.demo.analyser import analyse, matches
+from webui.conditioning.encoder import apply_emphasis
+from webui.conditioning.tokenizer import load_clip_tokenizer
+from webui.models.architectures import Architecture, architecture_from_spec, load_architecture, merge_spec
+from webui.models.ldm_convert import diffusers_to_ldm, ldm_to_diffusers
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from scripts.demo_shapes import (IMAGE_SIZE, all_captions, eval_prompts, make_dataset,  # noqa: E402
-                                 partial_captions)
-from tests.demo.analyser import analyse, matches  # noqa: E402
-from webui.conditioning.encoder import apply_emphasis  # noqa: E402
-from webui.conditioning.tokenizer import load_clip_tokenizer  # noqa: E402
-from webui.models.architectures import Architecture, architecture_from_spec, load_architecture, merge_spec  # noqa: E402
-from webui.models.ldm_convert import diffusers_to_ldm, ldm_to_diffusers  # noqa: E402
-
 DEFAULT_OUT = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
 TEXT_WIDTH = 128
 SIDECAR: dict[str, Any] = {
@@ -185,7 +180,7 @@ def evaluate(models: dict[str, torch.nn.Module], arch: Architecture, vocab: Comp
 def analyse_batch(images: torch.Tensor, captions: list[str]) -> tuple[float, float, float]:
     """Analyser accuracy of images in [-1, 1] against captions "a {colour} {shape} on a {background} background"."""
     pixels = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
-    scores = np.array([matches(analyse(p), *_words(c)) for p, c in zip(pixels, captions)], dtype=float)
+    scores = np.array([matches(analyse(p), *_words(c)) for p, c in zip(pixels, captions, strict=True)], dtype=float)
     return tuple(round(float(x), 3) for x in scores.mean(axis=0))  # type: ignore[return-value]
 
 
@@ -285,7 +280,7 @@ def train(args: argparse.Namespace) -> None:
     for step in range(1, args.steps + 1):
         warm = min(1.0, step / args.warmup)
         cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.steps)))
-        for group, lr in zip(optimizer.param_groups, base_lrs):
+        for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = lr * warm * cosine
         index = torch.randint(0, latents.shape[0], (args.batch,), generator=generator)
         x0 = latents[index]
@@ -323,7 +318,7 @@ def train(args: argparse.Namespace) -> None:
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for name in ema:
-                for p_ema, p in zip(ema[name].parameters(), models[name].parameters()):
+                for p_ema, p in zip(ema[name].parameters(), models[name].parameters(), strict=True):
                     p_ema.lerp_(p, 1 - decay)
         if step % 50 == 0:
             log(f"step {step} loss {loss.item():.4f} lr {optimizer.param_groups[0]['lr']:.2e} "

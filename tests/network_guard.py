@@ -14,7 +14,11 @@ class NetworkAccessAttempted(AssertionError):
 def no_network() -> Iterator[list]:
     """Patch socket connect/getaddrinfo; yields the list of attempts (which stays empty when nothing tried)."""
     attempts: list = []
-    real_connect, real_connect_ex, real_getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+    real_connect, real_connect_ex, real_getaddrinfo = (
+        socket.socket.connect,
+        socket.socket.connect_ex,
+        socket.getaddrinfo,
+    )
 
     def refuse(kind):
         def refused(*args, **kwargs):
@@ -31,4 +35,8 @@ def no_network() -> Iterator[list]:
     try:
         yield attempts
     finally:
-        socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = real_connect, real_connect_ex, real_getaddrinfo
+        socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = (
+            real_connect,
+            real_connect_ex,
+            real_getaddrinfo,
+        )

@@ -7,25 +7,27 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.demo.analyser import analyse
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.helpers.tiny_models import build_tiny_checkpoint
 from tests.networks.tiny import kohya_lora, lora_targets
 from webui.errors import UserInputError
 from webui.models.device import device_config
 from webui.paths import Folders
-from webui.processing import pipeline
+from webui.processing import model_calls
+from webui.processing.images import to_tensor
 from webui.processing.infotext import parse_infotext
 from webui.processing.infotext_request import request_from_infotext
-from webui.processing.images import to_tensor
 from webui.processing.jobs import JobState
 from webui.processing.model_calls import decode_latents, encode_images, to_pil
-from webui.processing.prompt_conds import plan_prompt
 from webui.processing.png_info import read_png_parameters
+from webui.processing.prompt_conds import ScheduleEntry, plan_prompt
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
 from webui.processing.upscale import LATENT_UPSCALE_MODES
+
+pytestmark = pytest.mark.e2e
 
 RED = "a red circle on a white background"
 
@@ -132,7 +134,7 @@ def test_impossible_hires_sizes_are_refused(runtime, fields):
 def test_big_vae_passes_are_tiled(runtime, monkeypatch):
     calls = []
     vae = runtime.models.load().components.vae
-    monkeypatch.setattr(pipeline, "HIRES_VAE_TILING_PIXELS", 100 * 100)
+    monkeypatch.setattr(model_calls, "VAE_TILING_PIXELS", 100 * 100)
     original = type(vae).enable_tiling
     monkeypatch.setattr(type(vae), "enable_tiling", lambda self, *a, **k: (calls.append(1), original(self, *a, **k)))
     result = hires(runtime, hr_upscaler="Lanczos")
@@ -155,9 +157,9 @@ def test_prompt_editing_switches_on_the_hires_timeline(runtime):
 
 def test_hires_prompt_editing_uses_the_hires_timeline():
     plan = plan_prompt("[cat:dog:25]", 20, 10)
-    assert plan.parts[0][0] == ((5, "cat"), (10, "dog"))
+    assert plan.parts[0].schedule == (ScheduleEntry(5, "cat"), ScheduleEntry(10, "dog"))
     fraction = plan_prompt("[cat:dog:1.5]", 20, 10)
-    assert fraction.parts[0][0] == ((5, "cat"), (10, "dog"))
+    assert fraction.parts[0].schedule == (ScheduleEntry(5, "cat"), ScheduleEntry(10, "dog"))
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,20 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from tests.demo.analyser import analyse
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
+from webui.errors import PathOutsideRootError, UserInputError
 from webui.processing.images import to_tensor
 from webui.processing.img2img import img2img
+from webui.processing.img2img_batch import BatchFolders, img2img_batch
 from webui.processing.infotext_request import img2img_request_from_infotext
 from webui.processing.jobs import JobState
 from webui.processing.model_calls import decode_latents, encode_images, to_pil
 from webui.processing.png_info import read_png_parameters
 from webui.processing.request import Img2ImgRequest, Txt2ImgRequest, make_request
 from webui.processing.txt2img import txt2img
+
+pytestmark = pytest.mark.e2e
 
 RED = "a red circle on a white background"
 BLUE = "a blue square on a black background"
@@ -61,7 +65,7 @@ def test_strength_zero_is_a_vae_round_trip_and_psnr_falls_with_strength(runtime,
         result = run(runtime, red, strength=strength, batch_size=4)
         means.append(np.mean([psnr(image, round_trip) for image in result.images]))
     assert means[0] > 35, means  # one step at the smallest sigma leaves the encoded picture as it was
-    assert all(a - b > 2.0 for a, b in zip(means, means[1:])), means
+    assert all(a - b > 2.0 for a, b in zip(means, means[1:], strict=False)), means
 
 
 def test_strength_one_ignores_the_input(runtime, pictures):
@@ -115,3 +119,38 @@ def test_odd_input_pictures_are_accepted(runtime, pictures):
     for image in (rgba, pictures["red"].convert("P"), grey16):
         result = run(runtime, image, RED, 0.3)
         assert result.images[0].mode == "RGB" and result.images[0].size == (64, 64)
+
+
+def test_batch_folder_writes_each_picture_inside_the_data_folder_and_records_it(runtime, pictures, tmp_path):
+    source, masks = tmp_path / "in", tmp_path / "masks"
+    source.mkdir()
+    masks.mkdir()
+    pictures["red"].save(source / "first.png")
+    pictures["blue"].save(source / "second.jpg")
+    Image.new("L", (64, 64), 0).save(masks / "first.png")  # an all-black mask: nothing of `first` is repainted
+    fields = dict(prompt=GREEN, steps=4, sampler_name="Euler a", width=64, height=64, seed=21,
+                  denoising_strength=0.9, inpainting_fill=1)
+    result = img2img_batch(fields, BatchFolders(str(source), "batch-out", str(masks)), runtime)
+    written = runtime.folders.data / "batch-out"
+    assert sorted(p.name for p in written.iterdir()) == ["first.png", "second.png"]
+    assert result.paths == [str(written / "first.png"), str(written / "second.png")]
+    assert [item.seed for item in result.items] == [21, 21] and result.seeds == [21, 21]
+    assert read_png_parameters(Image.open(written / "second.png"))[0] == result.infotexts[1]
+    assert result.items[1].parameters["Denoising strength"] == 0.9
+    # The masked picture kept every pixel; the unmasked one was repainted.
+    assert psnr(Image.open(written / "first.png").convert("RGB"), pictures["red"]) > 40
+    assert psnr(Image.open(written / "second.png").convert("RGB"), pictures["blue"].convert("RGB")) < 30
+
+
+def test_batch_folder_refuses_bad_folders_before_generating(runtime, pictures, tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    pictures["red"].save(source / "only.png")
+    fields = dict(prompt=GREEN, steps=2, sampler_name="Euler a", width=64, height=64)
+    with pytest.raises(PathOutsideRootError):
+        img2img_batch(fields, BatchFolders(str(source), str(tmp_path / "elsewhere")), runtime)
+    with pytest.raises(UserInputError, match="does not exist"):
+        img2img_batch(fields, BatchFolders(str(tmp_path / "missing")), runtime)
+    with pytest.raises(UserInputError, match="no images"):
+        img2img_batch(fields, BatchFolders(str(tmp_path)), runtime)
+    assert not (tmp_path / "elsewhere").exists()

@@ -13,10 +13,12 @@ from webui.paths import Folders
 from webui.processing.img2img import EMPTY_MASK_WARNING, img2img
 from webui.processing.infotext_request import request_fields_from_infotext
 from webui.processing.masking import blur_mask
-from webui.processing.pipeline import MaskBlendDenoiser
 from webui.processing.request import Img2ImgRequest, Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
+from webui.sampling.denoisers import MaskBlendDenoiser
+
+pytestmark = pytest.mark.e2e
 
 RED = "a red circle on a white background"
 BLUE = "a blue square on a black background"

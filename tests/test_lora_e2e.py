@@ -14,6 +14,8 @@ from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
@@ -98,7 +100,9 @@ def test_bad_lora_files_are_reported_and_leave_the_model_untouched(runtime):
     save_file(good, str(folder / "cut.safetensors"))
     data = (folder / "cut.safetensors").read_bytes()
     (folder / "cut.safetensors").write_bytes(data[: len(data) // 2])
-    misfit = {k: (torch.zeros(v.shape[0] + 3, v.shape[1]) if k.endswith("lora_up.weight") else v) for k, v in good.items()}
+    misfit = {
+        k: (torch.zeros(v.shape[0] + 3, v.shape[1]) if k.endswith("lora_up.weight") else v) for k, v in good.items()
+    }
     save_file(misfit, str(folder / "misfit.safetensors"))
     save_file({"model.some.weight": torch.zeros(3)}, str(folder / "junk.safetensors"))
     plain, _ = _generate(runtime, "a red circle")
@@ -136,4 +140,6 @@ def test_path_names_read_no_file_outside_the_lora_folders(runtime, monkeypatch):
     assert np.array_equal(image, plain)
     assert sum("LoRA not found" in w for w in result.warnings) == 3
     assert opened  # the scan did read headers: the recorder is really in the path
-    assert all(root.resolve() in path.parents for path in opened), [p for p in opened if root.resolve() not in p.parents]
+    assert all(root.resolve() in path.parents for path in opened), [
+        p for p in opened if root.resolve() not in p.parents
+    ]

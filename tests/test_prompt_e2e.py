@@ -10,6 +10,8 @@ from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
 
+pytestmark = pytest.mark.e2e
+
 WORDS = "red green blue circle square triangle sky grass stone water fire cloud tree road house light".split()
 
 

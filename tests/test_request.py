@@ -51,8 +51,9 @@ def test_img2img_defaults_follow_a1111_ui():
 
 @pytest.mark.parametrize("fields, message", [
     ({"init_images": []}, "at least one init image"),
-    ({"resize_mode": 4}, "less than or equal to 3"),
-    ({"inpainting_fill": -1}, "greater than or equal to 0"),
+    ({"resize_mode": 4}, "resize_mode: Input should be 0, 1, 2 or 3"),  # A1111's integer codes, nothing else
+    ({"inpainting_fill": -1}, "inpainting_fill: Input should be 0, 1, 2 or 3"),
+    ({"inpainting_mask_invert": 2}, "inpainting_mask_invert: Input should be 0 or 1"),
     ({"denoising_strength": 1.5}, "less than or equal to 1"),
     ({"init_images": [_image(), _image()]}, "2 init images need a batch size of at least 2"),
     ({"max_input_pixels": 1000}, "greater than or equal to 4096"),

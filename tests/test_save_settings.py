@@ -6,6 +6,8 @@ from tests.test_txt2img_e2e import _request, _runtime
 from webui.errors import UserInputError
 from webui.processing.txt2img import txt2img
 
+pytestmark = pytest.mark.e2e
+
 
 def test_filename_pattern_format_and_folder_settings_are_used(tmp_path):
     runtime = _runtime(tmp_path, "sd1")

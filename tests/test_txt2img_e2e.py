@@ -19,6 +19,8 @@ from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
 
+pytestmark = pytest.mark.e2e
+
 FAMILIES = ["sd1", "sd2", "sd2-v", "sdxl", "sdxl-refiner", "sd1-inpaint"]
 
 

@@ -12,6 +12,8 @@ from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import build_runtime
 from webui.processing.txt2img import txt2img
 
+pytestmark = pytest.mark.e2e
+
 
 def _write_vae(path, seed):
     arch = tiny_architecture("sd1")

@@ -10,6 +10,8 @@ from webui.errors import PathOutsideRootError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
+# config.json, cache.json, styles.csv: a git-ignored folder, so using the app never leaves untracked files.
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class Folders:
     lora: tuple[Path, ...] = field(default=(REPO_ROOT / "models" / "Lora", REPO_ROOT / "models" / "LyCORIS"))
     embeddings: Path = REPO_ROOT / "embeddings"
     outputs: Path = REPO_ROOT / "outputs"
-    data: Path = REPO_ROOT
+    data: Path = DEFAULT_DATA_DIR
     upscalers: tuple[Path, ...] = field(default=tuple(REPO_ROOT / "models" / kind
                                                       for kind in ("ESRGAN", "RealESRGAN", "SwinIR", "DAT")))
     taggers: Path = REPO_ROOT / "models" / "tagger"  # WD14-style ONNX taggers, one folder each

@@ -4,9 +4,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 import webuiapi
 
 from tests.api.server import SMALL
+
+pytestmark = pytest.mark.e2e
 
 PLAIN = "a red circle"
 WITH_LORA = "a red circle <lora:tinylora:1>"
@@ -31,7 +34,7 @@ def test_concurrent_requests_match_their_sequential_results(server):
     with ThreadPoolExecutor(max_workers=20) as pool:
         futures = [pool.submit(_run, server.port, seed, prompt) for seed, prompt in jobs]
         concurrent = [future.result(timeout=300) for future in futures]
-    for (seed, prompt), (pixels, text, info), (expected, _, _) in zip(jobs, concurrent, sequential):
+    for (seed, prompt), (pixels, text, info), (expected, _, _) in zip(jobs, concurrent, sequential, strict=True):
         assert info["seed"] == seed and f"Seed: {seed}," in text
         assert text.startswith(prompt + "\n")
         assert info["warnings"] == []

@@ -4,9 +4,12 @@ from __future__ import annotations
 import base64
 import io
 
+import pytest
 from PIL import Image
 
 from tests.api.server import SMALL
+
+pytestmark = pytest.mark.e2e
 
 
 def _post(api, path, body):

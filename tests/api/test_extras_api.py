@@ -1,9 +1,12 @@
 """Extras (upscaling) and the upscaler lists through webuiapi: sizes, kept infotext, errors."""
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from tests.api.server import SMALL
+
+pytestmark = pytest.mark.e2e
 
 
 def test_extra_single_image_upscales_and_keeps_the_infotext(api):

@@ -7,6 +7,8 @@ import webuiapi
 
 from tests.api.server import start_server
 
+pytestmark = pytest.mark.e2e
+
 USER, PASSWORD = "alice", "s3cret:with-colon"
 
 

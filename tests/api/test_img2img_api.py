@@ -6,9 +6,12 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from tests.api.server import SMALL
+
+pytestmark = pytest.mark.e2e
 
 
 def _init_image(size=(96, 80)) -> Image.Image:

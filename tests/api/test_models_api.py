@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from tests.api.server import DEMO, SMALL, place_file
+
+pytestmark = pytest.mark.e2e
 
 
 def test_sd_models_lists_both_checkpoints(api):

@@ -6,8 +6,11 @@ import io
 import threading
 import time
 
+import pytest
 import webuiapi
 from PIL import Image
+
+pytestmark = pytest.mark.e2e
 
 LONG = dict(width=64, height=64, steps=150, sampler_name="Euler", n_iter=2)
 

@@ -8,11 +8,13 @@ import pytest
 
 from tests.api.server import SMALL
 
+pytestmark = pytest.mark.e2e
+
 
 def test_txt2img_images_carry_size_and_infotext(api, server):
     result = api.txt2img(prompt="a red circle", negative_prompt="blurry", seed=1234, n_iter=2, **SMALL)
     assert [image.size for image in result.images] == [(64, 64), (64, 64)]
-    for image, seed in zip(result.images, (1234, 1235)):
+    for image, seed in zip(result.images, (1234, 1235), strict=True):
         text = image.info["parameters"]
         assert text.startswith("a red circle\nNegative prompt: blurry\n")
         for part in (f"Seed: {seed},", "Size: 64x64", "Steps: 4,", "Sampler: Euler,", "Model: "):

@@ -108,7 +108,9 @@ def test_batch_is_padded_with_empty_chunks(clip_l) -> None:
 def test_sd1_clip_skip_uses_hidden_state_then_final_layer_norm(clip_l) -> None:
     enc = PromptEncoder([TextEncoderSlot.sd1(clip_l)])
     out = run(clip_l, plain_ids("a cat"))
-    torch.testing.assert_close(enc.encode(["a cat"], clip_skip=2).context, clip_l.final_layer_norm(out.hidden_states[-2]))
+    torch.testing.assert_close(
+        enc.encode(["a cat"], clip_skip=2).context, clip_l.final_layer_norm(out.hidden_states[-2])
+    )
     torch.testing.assert_close(enc.encode(["a cat"], clip_skip=1).context, out.last_hidden_state)
 
 

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scripts.demo_shapes import (BACKGROUND_COLOURS, FOREGROUND_COLOURS, SHAPES, ShapeSpec, eval_prompts,
-                                 make_dataset, random_spec, render)
+from scripts.demo_shapes import (
+    BACKGROUND_COLOURS,
+    FOREGROUND_COLOURS,
+    SHAPES,
+    ShapeSpec,
+    eval_prompts,
+    make_dataset,
+    random_spec,
+    render,
+)
 from tests.demo.analyser import analyse, classify_shape, colour_fraction, matches, nearest_colour
 
 

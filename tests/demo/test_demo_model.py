@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,14 +10,15 @@ import pytest
 from PIL import Image
 
 from scripts.demo_shapes import IMAGE_SIZE, caption
-from scripts.eval_demo_model import DEFAULT_CHECKPOINT
-from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
+from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
 from tests.demo.analyser import analyse, colour_fraction, matches
+from tests.helpers.demo_fixtures import demo_runtime_fixture, one_thread  # noqa: F401 (autouse fixture)
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.runtime import Runtime
 from webui.processing.txt2img import GenerationResult, txt2img
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
 # Varied on purpose: every shape, six colours, every background.
 PROMPTS = [("red", "circle", "white"), ("blue", "square", "black"), ("yellow", "triangle", "navy"),
            ("green", "circle", "gray"), ("purple", "square", "brown"), ("cyan", "triangle", "black"),
@@ -44,14 +46,32 @@ def test_demo_checkpoint_is_small_and_described_by_its_sidecar():
     assert sidecar["base"] == "sd1" and sidecar["name"] == "demo-shapes"
 
 
-def test_loading_has_no_special_case_for_the_demo():
-    # Only the registry may name it, to prefer the user's own checkpoints as the default; loading, conversion
-    # and generation must treat it like any other file.
-    registry = ROOT / "webui" / "models" / "registry.py"
-    sources = [p for p in (ROOT / "webui").rglob("*")
-               if p.suffix in (".py", ".json", ".yaml", ".lark") and p != registry]
-    assert sources and not [p for p in sources if "demo-shapes" in p.read_text(encoding="utf-8", errors="ignore")]
-    assert registry.read_text(encoding="utf-8").count("demo-shapes") == 1
+def test_loading_has_no_special_case_for_the_demo(runtime, tmp_path):
+    # Loading, conversion and generation treat the demo like any other file: a renamed copy gives the same pixels.
+    folder = tmp_path / "Stable-diffusion"
+    folder.mkdir()
+    for name in ("demo-shapes", "my-model"):
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(DEFAULT_CHECKPOINT.with_suffix(suffix), folder / f"{name}{suffix}")
+    copy_runtime = demo_runtime(folder / "my-model.safetensors", tmp_path / "data")
+    # The registry alone knows the demo: the user's own checkpoint is the default, the demo only when alone.
+    default = copy_runtime.registry.default_checkpoint()
+    assert default is not None and default.stem == "my-model"
+    (folder / "my-model.safetensors").rename(tmp_path / "away.safetensors")
+    copy_runtime.registry.refresh()
+    default = copy_runtime.registry.default_checkpoint()
+    assert default is not None and default.stem == "demo-shapes"
+    (tmp_path / "away.safetensors").rename(folder / "my-model.safetensors")
+    copy_runtime.registry.refresh()
+
+    def first_image(target: Runtime, checkpoint: str) -> np.ndarray:
+        request = make_request(Txt2ImgRequest, {
+            "prompt": caption("blue", "square", "white"), "steps": 4, "sampler_name": "Euler a", "seed": 5,
+            "width": IMAGE_SIZE, "height": IMAGE_SIZE, "checkpoint": checkpoint, "save_images": False,
+            "save_grid": False})
+        return pixels(txt2img(request, target).images[0])
+
+    np.testing.assert_array_equal(first_image(copy_runtime, "my-model"), first_image(runtime, DEFAULT_CHECKPOINT.stem))
 
 
 def test_loads_through_the_user_checkpoint_path(runtime):

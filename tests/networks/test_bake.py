@@ -16,7 +16,8 @@ from safetensors.torch import save_file
 from tests.helpers.tiny_models import build_tiny_checkpoint, tiny_architecture
 from tests.networks.tiny import kohya_lora, lora_targets
 from webui.errors import UserInputError
-from webui.models.bake import bake, main, network_targets, parse_lora_arg
+from webui.models.bake import bake, network_targets, parse_lora_arg
+from webui.models.bake_cli import main
 from webui.models.device import device_config
 from webui.models.loader import load_components
 from webui.networks import LoraPatcher, ModelNames, read_lora
@@ -153,18 +154,24 @@ def test_diffusers_from_single_file_loads_the_baked_weights(files, tmp_path: Pat
         assert torch.equal(theirs_te[key].float(), value), key
 
 
-def test_cli_entry_point_runs_and_never_imports_models_from_networks(files, tmp_path: Path) -> None:
+@pytest.mark.slow  # two fresh interpreters import torch and diffusers
+def test_cli_entry_point_runs_from_any_folder_and_goes_offline_first(files, tmp_path: Path) -> None:
     checkpoint, first, _ = files
     out = tmp_path / "cli.safetensors"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-m", "webui.networks.bake", "--checkpoint", str(checkpoint),
+    # The installed package (pip install -e .) is importable from any folder: no PYTHONPATH needed.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    done = subprocess.run([sys.executable, "-m", "webui.models.bake_cli", "--checkpoint", str(checkpoint),
                            "--lora", f"{first}:0.7", "--out", str(out)],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "merged first into" in done.stderr and out.is_file()
-    probe = "import sys, webui.networks.bake; print(any(m.startswith('webui.models') for m in sys.modules))"
-    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert imported.stdout.strip() == "False", imported.stderr
+    # huggingface_hub reads the offline switch once, at import: the CLI must set it before the bake imports it.
+    probe = ("import sys, webui.models.bake_cli as cli; heavy = 'diffusers' in sys.modules; "
+             "status = cli.main(['--checkpoint', 'none.safetensors', '--lora', 'none.safetensors', '--out', 'o']); "
+             "from huggingface_hub import constants; print(heavy, status, constants.HF_HUB_OFFLINE)")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path,
+                              timeout=120)
+    assert imported.stdout.strip() == "False 2 True", imported.stderr
 
 
 def test_user_errors_are_clear_and_write_nothing(files, tmp_path: Path, capsys) -> None:

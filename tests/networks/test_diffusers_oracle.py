@@ -107,5 +107,7 @@ def test_peft_dotted_keys_equal_the_same_factors_under_kohya_names() -> None:
     assert not peft_lora.unmatched_keys and len(peft_lora.modules) == len(layers)
     LoraPatcher(from_peft).apply([(peft_lora, 1.0, 1.0)])
     for target in models:
-        for (key, a), b in zip(from_kohya[target].state_dict().items(), from_peft[target].state_dict().values()):
+        for (key, a), b in zip(
+            from_kohya[target].state_dict().items(), from_peft[target].state_dict().values(), strict=True
+        ):
             assert torch.equal(a, b), key

@@ -65,8 +65,17 @@ def test_loha_linear_and_3x3_conv(setup) -> None:
     parts = {}
     for name, (out, cols) in ((LINEAR, (256, 32)), (CONV, (32, 96 * 9))):
         base = names.kohya_name("unet", name)
-        p = {k: _rand(*s, seed=i) for i, (k, s) in enumerate(
-            (("hada_w1_a", (out, rank)), ("hada_w1_b", (rank, cols)), ("hada_w2_a", (out, rank)), ("hada_w2_b", (rank, cols))))}
+        p = {
+            k: _rand(*s, seed=i)
+            for i, (k, s) in enumerate(
+                (
+                    ("hada_w1_a", (out, rank)),
+                    ("hada_w1_b", (rank, cols)),
+                    ("hada_w2_a", (out, rank)),
+                    ("hada_w2_b", (rank, cols)),
+                )
+            )
+        }
         parts[name] = p
         tensors.update({f"{base}.{k}": v for k, v in p.items()})
         tensors[f"{base}.alpha"] = torch.tensor(alpha)
@@ -84,7 +93,12 @@ def test_loha_tucker_on_conv(setup) -> None:
     w0 = conv.weight.detach().clone()
     rank = 3
     t1, t2 = _rand(rank, rank, 3, 3, seed=1), _rand(rank, rank, 3, 3, seed=2)
-    w1a, w1b, w2a, w2b = _rand(rank, 32, seed=3), _rand(rank, 96, seed=4), _rand(rank, 32, seed=5), _rand(rank, 96, seed=6)
+    w1a, w1b, w2a, w2b = (
+        _rand(rank, 32, seed=3),
+        _rand(rank, 96, seed=4),
+        _rand(rank, 32, seed=5),
+        _rand(rank, 96, seed=6),
+    )
     base = names.kohya_name("unet", CONV)
     _merge(models, names, {f"{base}.hada_t1": t1, f"{base}.hada_t2": t2, f"{base}.hada_w1_a": w1a,
                            f"{base}.hada_w1_b": w1b, f"{base}.hada_w2_a": w2a, f"{base}.hada_w2_b": w2b})
@@ -105,11 +119,21 @@ def test_lokr_linear_decomposed_w2_and_conv_full_factors(setup) -> None:
     w2a, w2b = _rand(16, rank, seed=2), _rand(rank, 8, seed=3)
     c1, c2 = _rand(4, 8, seed=4), _rand(8, 12, 3, 3, seed=5)
     lin_base, conv_base = names.kohya_name("unet", LINEAR), names.kohya_name("unet", CONV)
-    _merge(models, names, {f"{lin_base}.lokr_w1": w1, f"{lin_base}.lokr_w2_a": w2a, f"{lin_base}.lokr_w2_b": w2b,
-                           f"{lin_base}.alpha": torch.tensor(alpha),
-                           # both sides full: alpha is ignored (γ = 1)
-                           f"{conv_base}.lokr_w1": c1, f"{conv_base}.lokr_w2": c2, f"{conv_base}.alpha": torch.tensor(9.0)},
-           unet=0.5)
+    _merge(
+        models,
+        names,
+        {
+            f"{lin_base}.lokr_w1": w1,
+            f"{lin_base}.lokr_w2_a": w2a,
+            f"{lin_base}.lokr_w2_b": w2b,
+            f"{lin_base}.alpha": torch.tensor(alpha),
+            # both sides full: alpha is ignored (γ = 1)
+            f"{conv_base}.lokr_w1": c1,
+            f"{conv_base}.lokr_w2": c2,
+            f"{conv_base}.alpha": torch.tensor(9.0),
+        },
+        unet=0.5,
+    )
     w2 = w2a @ w2b
     expected = torch.zeros(256, 32)
     for i in range(16):
@@ -137,7 +161,11 @@ def test_ia3_scales_rows_or_columns(setup, on_input: bool) -> None:
 
 def test_full_diff_with_bias_and_norm_layers(setup) -> None:
     models, names = setup
-    linear, norm, te_norm = _module(models, LINEAR), _module(models, GROUPNORM), _module(models, TE_NORM, "text_encoder")
+    linear, norm, te_norm = (
+        _module(models, LINEAR),
+        _module(models, GROUPNORM),
+        _module(models, TE_NORM, "text_encoder"),
+    )
     before = {k: t.detach().clone() for k, t in (("lw", linear.weight), ("lb", linear.bias), ("nw", norm.weight),
                                                   ("nb", norm.bias), ("tw", te_norm.weight), ("tb", te_norm.bias))}
     diff, diff_b, w_norm, b_norm = _rand(256, 32, seed=1), _rand(256, seed=2), _rand(32, seed=3), _rand(32, seed=4)

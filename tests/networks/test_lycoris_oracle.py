@@ -22,7 +22,9 @@ def world():
     return models, ModelNames.from_models(models)
 
 
-def _merged_delta(world, layer: str, suffixes: dict[str, torch.Tensor], multiplier: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _merged_delta(
+    world, layer: str, suffixes: dict[str, torch.Tensor], multiplier: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(our W − W₀ for `layer` after applying the file at `multiplier`, W₀)."""
     models, names = world
     module = models["unet"].get_submodule(layer)

@@ -28,16 +28,29 @@ def tiny_unet(sdxl: bool = False, seed: int = 0) -> UNet2DConditionModel:
     torch.manual_seed(seed)
     if sdxl:
         unet = UNet2DConditionModel(
-            sample_size=8, block_out_channels=(32, 64), layers_per_block=1, attention_head_dim=8,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            transformer_layers_per_block=(1, 2), cross_attention_dim=2 * WIDTH, use_linear_projection=True,
-            addition_embed_type="text_time", addition_time_embed_dim=TIME_DIM,
-            projection_class_embeddings_input_dim=WIDTH + 6 * TIME_DIM)
+            sample_size=8,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            attention_head_dim=8,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            transformer_layers_per_block=(1, 2),
+            cross_attention_dim=2 * WIDTH,
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=TIME_DIM,
+            projection_class_embeddings_input_dim=WIDTH + 6 * TIME_DIM,
+        )
     else:
         unet = UNet2DConditionModel(
-            sample_size=8, block_out_channels=(32, 64), layers_per_block=1, attention_head_dim=8,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=WIDTH)
+            sample_size=8,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            attention_head_dim=8,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=WIDTH,
+        )
     return _perturb(unet.eval(), seed)
 
 

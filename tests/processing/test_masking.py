@@ -3,8 +3,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webui.processing.masking import (blur_mask, blur_radius_pixels, conditioning_mask, crop_region, expand_to_aspect,
-                                      fill_masked, latent_mask, make_overlay, paste_back, whole_picture_overlay_mask)
+from webui.processing.masking import (
+    blur_mask,
+    blur_radius_pixels,
+    conditioning_mask,
+    crop_region,
+    expand_to_aspect,
+    fill_masked,
+    latent_mask,
+    make_overlay,
+    paste_back,
+    whole_picture_overlay_mask,
+)
 
 
 def _square_mask(size=(64, 48), box=(20, 10, 30, 20)) -> Image.Image:

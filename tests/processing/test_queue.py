@@ -2,6 +2,8 @@
 import threading
 import time
 
+import pytest
+
 from webui.processing.jobs import JobState
 from webui.processing.queue import GenerationQueue
 
@@ -48,10 +50,9 @@ def test_interrupt_reaches_the_running_job_and_errors_release_the_slot():
         assert queue.interrupt_current()
     assert job.interrupted
     assert not queue.interrupt_current()
-    try:
+    with pytest.raises(ZeroDivisionError):  # the job's own error reaches the caller...
         queue.run(JobState(), lambda: 1 / 0)
-    except ZeroDivisionError:
-        pass
+    assert queue.current is None and queue.pending() == 0  # ...and its slot is free again
     assert queue.run(JobState(), lambda: 42) == 42
 
 

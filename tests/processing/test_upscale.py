@@ -10,7 +10,12 @@ from tests.helpers.upscaler_models import compact_model, save_model
 from webui.errors import UserInputError
 from webui.models.upscalers import UpscalerLibrary
 from webui.processing.upscale import (
-    LATENT_UPSCALE_MODES, canonical_upscaler_name, upscale_by, upscale_image, upscale_latents, upscaler_list,
+    LATENT_UPSCALE_MODES,
+    canonical_upscaler_name,
+    upscale_by,
+    upscale_image,
+    upscale_latents,
+    upscaler_list,
     upscaler_names,
 )
 

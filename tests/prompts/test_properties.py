@@ -15,7 +15,8 @@ from webui.prompts import (
 )
 
 _PIECES = st.sampled_from(
-    list("()[]:|\\ abcxyz019") + ["BREAK", "AND", " BREAK ", " AND ", "<lora:x:0.5>", "[a|b]", "[p:q:3]", "(w:1.5)", "\n"]
+    list("()[]:|\\ abcxyz019")
+    + ["BREAK", "AND", " BREAK ", " AND ", "<lora:x:0.5>", "[a|b]", "[p:q:3]", "(w:1.5)", "\n"]
 )
 prompt_text = st.lists(_PIECES, max_size=1200).map("".join).map(lambda s: s[:5000])
 no_colon_text = st.lists(st.sampled_from(list("()[]|\\ ab9") + ["BREAK", " BREAK "]), max_size=400).map("".join)
@@ -26,9 +27,10 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @FAST
 @given(prompt_text, st.integers(min_value=1, max_value=40), st.one_of(st.none(), st.integers(1, 20)))
 def test_parse_prompt_is_total_and_fast(text: str, steps: int, hires: int | None) -> None:
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: other work sharing the machine cannot make it fail.
+    start = time.process_time()
     parsed = parse_prompt(text, steps, hires)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert elapsed < 1.0
     total = hires if hires is not None else steps
     for sub in parsed.subprompts:
@@ -78,7 +80,7 @@ def _and_inside_words(text: str) -> int:
 
 def test_pathological_nesting_is_fast() -> None:
     for text in ["[" * 5000, "(" * 2500 + ")" * 2500, "[a:" * 1600 + "3]" * 1600, "[a|" * 1250 + "]" * 1250]:
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: immune to other load on a shared machine
         prompt_schedule(text, 30)
         parse_attention(text)
-        assert time.perf_counter() - start < 1.0
+        assert time.process_time() - start < 1.0

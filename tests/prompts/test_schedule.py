@@ -1,4 +1,4 @@
-"""prompt_schedule vectors: prompt editing, alternation, hires timeline and parse-failure fallback (reference sections 6-8)."""
+"""prompt_schedule vectors: prompt editing, alternation, hires timeline, parse-failure fallback (reference 6-8)."""
 from __future__ import annotations
 
 import pytest

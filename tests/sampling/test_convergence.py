@@ -4,12 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from webui.sampling import SAMPLER_NAMES, DiscreteSchedule, find_sampler, run_sampler
-from webui.sampling.registry import _timestep_grid, SamplerSettings
-from webui.sampling.schedules import build_sigmas
-from webui.sampling.names import find_schedule
-
 from tests.sampling.helpers import MU, STD, BatchNoise, BrownianBatch, ConsistencyDenoiser, GaussianDenoiser
+from webui.sampling import SAMPLER_NAMES, DiscreteSchedule, find_sampler, run_sampler
+from webui.sampling.names import find_schedule
+from webui.sampling.registry import SamplerSettings, _timestep_grid
+from webui.sampling.schedules import build_sigmas
 
 MODEL = DiscreteSchedule.scaled_linear()
 N = 4096

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+)
 
 from webui.sampling import DiscreteSchedule, ModelDenoiser, find_sampler, find_schedule, run_sampler, sample
 from webui.sampling.schedules import build_sigmas

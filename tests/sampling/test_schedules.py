@@ -8,7 +8,13 @@ import torch
 
 from webui.sampling import SCHEDULE_NAMES, DiscreteSchedule, build_sigmas, find_sampler, find_schedule
 from webui.sampling.schedules import (
-    AYS_SD15, AYS_SDXL, align_your_steps_sigmas, ddim_sigmas, karras_sigmas, schedule_sigmas, timestep_sigmas,
+    AYS_SD15,
+    AYS_SDXL,
+    align_your_steps_sigmas,
+    ddim_sigmas,
+    karras_sigmas,
+    schedule_sigmas,
+    timestep_sigmas,
     unipc_sigmas,
 )
 

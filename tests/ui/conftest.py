@@ -107,9 +107,9 @@ def goto_ready(page, url: str) -> None:
     """Open the UI and wait until its load events (Settings defaults, cards) are done, so typing is not undone."""
     page.goto(url)
     page.wait_for_selector("#txt2img_prompt textarea")
-    # Gradio keeps a connection open (no network idle) and renders hidden tabs lazily, so there is no marker for
-    # "load events done"; give the Settings-defaults load event time to land before anything is typed.
-    page.wait_for_timeout(1500)
+    # The Settings-defaults load event must land before anything is typed (it would overwrite it); the page marks
+    # <body> once it has.
+    page.wait_for_function("() => document.body.dataset.defaultsLoaded === '1'")
 
 
 def screenshot(page, name: str) -> Path:

@@ -65,6 +65,8 @@ def test_help_lists_the_flags():
         assert flag in out.stdout
 
 
+@pytest.mark.browser
+@pytest.mark.e2e
 def test_gradio_auth_demands_a_login(served_app, browser):
     _, port = served_app
     context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="en-US")

@@ -5,16 +5,19 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT
-from webui.conditioning import count_tokens
 from tests.demo.analyser import analyse
 from tests.ui.conftest import copy_lora, goto_ready, screenshot
+from webui.conditioning import count_tokens
 from webui.processing.infotext import format_infotext
 from webui.processing.png_info import pnginfo_for
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.txt2img import txt2img
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 
 def set_number(page, elem_id: str, value) -> None:

@@ -11,8 +11,15 @@ from webui.errors import UserInputError
 from webui.models.device import device_config
 from webui.paths import Folders
 from webui.processing.runtime import build_runtime
-from webui.ui.extra_networks import (ThumbnailCache, filter_cards, folder_choices, lora_cards, lora_insert_text,
-                                     render_cards, set_card_preview)
+from webui.ui.extra_networks import (
+    ThumbnailCache,
+    filter_cards,
+    folder_choices,
+    lora_cards,
+    lora_insert_text,
+    render_cards,
+    set_card_preview,
+)
 from webui.ui.i18n import ZH_CN, locale_head_script, make_i18n
 
 

@@ -50,6 +50,7 @@ def runtime(tmp_path_factory):
     return demo_runtime(DEFAULT_CHECKPOINT, tmp_path_factory.mktemp("previews"))
 
 
+@pytest.mark.e2e
 def test_live_preview_looks_like_the_final_image(runtime):
     previewer = LatentPreviewer()
     job = JobState(preview_every=4)

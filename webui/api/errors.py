@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from webui.errors import UserInputError
 from webui.models.architectures import UnsupportedModelError
+from webui.processing.request import describe_validation_errors
 from webui.sampling.names import UnknownSamplerError
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,6 @@ def error_body(kind: str, detail: Any, errors: Any = "") -> dict[str, Any]:
     return {"error": kind, "detail": detail, "body": "", "errors": errors if errors != "" else str(detail)}
 
 
-def _readable(errors: list[dict[str, Any]]) -> str:
-    parts = []
-    for item in errors:
-        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {str(item.get('msg', 'invalid')).removeprefix('Value error, ')}")
-    return "; ".join(parts)
-
-
 def _plain(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # pydantic puts exception objects into `ctx`; they are not JSON, so keep only the readable parts.
     return [{"loc": list(item.get("loc", ())), "msg": str(item.get("msg", "")), "type": str(item.get("type", ""))}
@@ -56,7 +49,8 @@ def response_for(error: Exception) -> JSONResponse:
         return JSONResponse(error_body(error.kind, error.detail), status_code=error.status)
     if isinstance(error, RequestValidationError):
         errors = _plain(list(error.errors()))
-        return JSONResponse(error_body("RequestValidationError", _readable(errors), errors), status_code=422)
+        detail = describe_validation_errors(errors, "body")
+        return JSONResponse(error_body("RequestValidationError", detail, errors), status_code=422)
     if isinstance(error, StarletteHTTPException) and isinstance(error.__cause__, RecursionError):
         error = RecursionError()  # FastAPI's "error parsing the body" for JSON nested deeper than the decoder goes
     if isinstance(error, RecursionError):  # JSON nested deeper than the decoder's stack: the client's doing

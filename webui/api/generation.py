@@ -16,13 +16,13 @@ from webui.processing.infotext import parse_infotext_raw
 from webui.processing.jobs import JobState
 from webui.processing.previews import LatentPreviewer
 from webui.processing.request import Img2ImgRequest, Txt2ImgRequest
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
+from webui.processing.settings import Settings
 from webui.processing.styles import StyleStore
 from webui.processing.txt2img import txt2img
-from webui.sampling.names import resolve_sampler
 from webui.scripts import ScriptContext, run_script
 
-STYLES_FILE = "styles.csv"  # in --data-dir, the file the UI's style editor writes
 SAME_CHECKPOINT, SAME_SAMPLER, SAME_SCHEDULER = "Use same checkpoint", "Use same sampler", "Use same scheduler"
 # Infotext keys that have their own field in `info`; the rest go to extra_generation_params.
 _OWN_FIELDS = frozenset({"Prompt", "Negative prompt", "Steps", "Sampler", "CFG scale", "Seed", "Size", "Size-1",
@@ -45,46 +45,26 @@ class GenerationDeps:
             fields["prompt"], fields["negative_prompt"] = self.styles.apply(
                 list(body.styles), fields["prompt"], fields["negative_prompt"])
 
-    def new_job(self, settings: Any) -> JobState:
-        """A job with the live preview /progress shows (every N steps, as set; none when turned off)."""
-        job = JobState()
-        if getattr(settings, "live_previews_enable", True) and settings.show_progress_every_n_steps > 0:
-            job.preview_every = settings.show_progress_every_n_steps
-            runtime = self.runtime
-            # Called by the sampling loop on the generating thread, which holds the model lock.
-            job.make_preview = lambda latents: self.previewer.render(runtime.models.loaded, runtime.models.device,
-                                                                     latents)
-        return job
-
-
 def make_deps(runtime: Runtime) -> GenerationDeps:
-    return GenerationDeps(runtime, LatentPreviewer(), StyleStore(runtime.folders.data / STYLES_FILE))
+    return GenerationDeps(runtime, runtime.previewer, runtime.styles)
 
 
-def run_job(deps: GenerationDeps, work: Callable[[JobState], Any], settings: Any) -> Any:
+def run_job(deps: GenerationDeps, work: Callable[[JobState], Any], settings: Settings) -> Any:
     """Wait for our turn in the queue the UI shares, then run; /progress, /interrupt and /skip see this job."""
-    job = deps.new_job(settings)
+    job = deps.runtime.new_job(settings)
     return deps.runtime.queue.run(job, lambda: work(job))
 
 
-def _image_seeds(parsed: list[dict[str, str]], result: Any) -> tuple[list[int], list[int]]:
-    """Seeds of the images actually returned: after a skip or an interrupt they are not the first N planned."""
-    seeds, subseeds = [], []
-    for params in parsed:
-        seed = int(params.get("Seed", -1))
-        seeds.append(seed)
-        if "Variation seed" in params:
-            subseeds.append(int(params["Variation seed"]))
-        else:
-            subseeds.append(result.subseeds[result.seeds.index(seed)] if seed in result.seeds else -1)
-    return seeds, subseeds
+def info_json(body: GenerationFields, request: Any, result: GenerationResult, images_offset: int) -> str:
+    """A1111's `info`: a JSON string describing the whole job, with every image's infotext.
 
-
-def info_json(body: GenerationFields, request: Any, result: Any, images_offset: int) -> str:
-    """A1111's `info`: a JSON string describing the whole job, with every image's infotext."""
-    parsed = [parse_infotext_raw(text) for text in result.infotexts]
-    first = parsed[0] if parsed else {}
-    seeds, subseeds = _image_seeds(parsed, result) if parsed else (result.seeds, result.subseeds)
+    Seeds, model and VAE come from the image records (the seeds of the images actually returned: after a skip
+    or an interrupt they are not the first N planned); only `extra_generation_params` keeps A1111's text form.
+    """
+    records = result.items
+    first = {k: v for k, v in records[0].parameters.items() if v is not None} if records else {}
+    extra = parse_infotext_raw(records[0].infotext) if records else {}
+    seeds, subseeds = result.seeds, result.subseeds
     info = {
         # as A1111: `prompt` is the text before styles, `all_prompts` what each image was made from
         "prompt": body.prompt if body.styles else request.prompt, "all_prompts": [request.prompt] * len(seeds),
@@ -99,7 +79,7 @@ def info_json(body: GenerationFields, request: Any, result: Any, images_offset: 
         "sd_vae_name": first.get("VAE"), "sd_vae_hash": first.get("VAE hash"),
         "seed_resize_from_w": request.seed_resize_from_w or -1, "seed_resize_from_h": request.seed_resize_from_h or -1,
         "denoising_strength": getattr(request, "denoising_strength", body.denoising_strength),
-        "extra_generation_params": {k: v for k, v in first.items() if k not in _OWN_FIELDS},
+        "extra_generation_params": {k: v for k, v in extra.items() if k not in _OWN_FIELDS},
         "index_of_first_image": images_offset, "infotexts": result.infotexts, "styles": body.styles or [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S"), "clip_skip": request.clip_skip,
         "is_using_inpainting_conditioning": False, "version": first.get("Version"),
@@ -136,9 +116,6 @@ def txt2img_fields(runtime: Runtime, body: Txt2ImgBody) -> tuple[dict[str, Any],
         "hr_sampler_name": "" if body.hr_sampler_name in (None, SAME_SAMPLER) else body.hr_sampler_name,
         "hr_scheduler": "" if body.hr_scheduler in (None, SAME_SCHEDULER) else body.hr_scheduler,
     }, body)
-    if fields["hr_sampler_name"] or fields["hr_scheduler"]:
-        resolve_sampler(fields["hr_sampler_name"] or fields["sampler_name"],
-                        fields["hr_scheduler"] or fields["scheduler"])  # unknown → 400, like the first pass
     return fields, settings, known
 
 

@@ -10,10 +10,10 @@ from webui.api.schemas import GenerationFields
 from webui.errors import UserInputError
 from webui.models.registry import UnknownCheckpointError
 from webui.processing.infotext_request import request_fields_from_infotext
-from webui.processing.request import MAX_SIDE
+from webui.processing.request import MAX_SIDE, describe_validation_errors
 from webui.processing.runtime import Runtime
 from webui.processing.settings import Settings
-from webui.sampling.names import resolve_sampler
+from webui.sampling.names import UnknownSamplerError
 from webui.scripts import script_titles
 
 # A1111 options that are request fields here rather than stored settings: (option, request field).
@@ -53,8 +53,8 @@ def settings_with(runtime: Runtime, changes: dict[str, Any], where: str) -> tupl
     try:
         settings = Settings(**{**runtime.settings.current.model_dump(), **known})
     except ValidationError as error:
-        raise ApiError(422, f"{where}: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()), "InvalidSetting") from None
+        raise ApiError(422, f"{where}: " + describe_validation_errors(error.errors(), "options"),
+                       "InvalidSetting") from None
     return settings, known
 
 
@@ -92,7 +92,6 @@ def common_fields(runtime: Runtime, body: GenerationFields,
     overrides = dict(body.override_settings or {})
     settings, known = settings_with(runtime, overrides, "override_settings")
     sampler = body.sampler_name or body.sampler_index
-    resolve_sampler(sampler, body.scheduler or "Automatic")  # unknown names → UnknownSamplerError → 400
     fields: dict[str, Any] = {
         "prompt": body.prompt, "negative_prompt": body.negative_prompt, "steps": body.steps,
         "sampler_name": sampler, "scheduler": body.scheduler or "Automatic", "cfg_scale": body.cfg_scale,
@@ -147,6 +146,9 @@ def build(request_type: type[BaseModel], fields: dict[str, Any]) -> Any:
     try:
         return request_type(**fields)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: "
-                             f"{str(e['msg']).removeprefix('Value error, ')}" for e in error.errors())
-        raise ApiError(422, "Invalid request: " + problems, "InvalidRequest") from None
+        for item in error.errors():
+            cause = (item.get("ctx") or {}).get("error")
+            if isinstance(cause, UnknownSamplerError):  # the request resolves sampler names: A1111 answers 400
+                raise cause from None
+        raise ApiError(422, "Invalid request: " + describe_validation_errors(error.errors()),
+                       "InvalidRequest") from None

@@ -95,7 +95,7 @@ def add_model_routes(router: APIRouter, runtime: Runtime) -> None:
             return {"loaded": {}, "skipped": {}}
         database = embeddings_for(loaded.components, runtime.embeddings)
         found = {name: {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None,
-                        "shape": int((e.vec if e.vec is not None else e.clip_g).shape[-1]),
+                        "shape": e.vector_width,
                         "vectors": e.vector_count}
                  for name, e in database.embeddings.items()}
         skipped = {name: {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None, "shape": None,

@@ -7,7 +7,8 @@ Public API:
         .clear_cache()
     TextEncoderSlot(model, tokenizer, kind, layer, provides_pooled, embeddings) and .sd1/.sd2/.sdxl_clip_l/.sdxl_clip_g
     Conditioning(context [B, 77k, C], pooled [B, P] | None, embeddings_used)
-    count_tokens(text, steps=20, *, tokenizer=None, negative=False, emphasis="Original", comma_backtrack=20, embeddings=None)
+    count_tokens(text, steps=20, *, tokenizer=None, negative=False, emphasis="Original", comma_backtrack=20,
+                 embeddings=None)
     build_chunks(text, tokenizer, *, emphasis, comma_backtrack, embeddings) -> (chunks, token_count)
     stack_conds(tensors) -> Tensor
     EmbeddingDatabase(tokenizer, encoder_widths).load_folder(path); .find_at, .hashes_infotext(names), .skipped

@@ -1,4 +1,4 @@
-"""Tokenising emphasis fragments into 75-token chunks (BOS + 75 + EOS = 77) with BREAK, comma back-off and embedding slots."""
+"""Tokenising emphasis fragments into 75-token chunks (BOS + 75 + EOS) with BREAK, comma back-off, embedding slots."""
 from __future__ import annotations
 
 import math
@@ -30,6 +30,15 @@ class PromptChunk:
     tokens: list[int] = field(default_factory=list)
     multipliers: list[float] = field(default_factory=list)
     fixes: list[tuple[int, object]] = field(default_factory=list)
+
+
+@dataclass
+class _ChunkingState:
+    """The chunk being filled, the token count so far and where its last comma is (-1: none)."""
+
+    chunk: PromptChunk = field(default_factory=PromptChunk)
+    count: int = 0
+    last_comma: int = -1
 
 
 def empty_chunk() -> PromptChunk:
@@ -73,11 +82,11 @@ def build_chunks(
     token_lists = tokenize_fragments(tokenizer, [t for t, _ in parsed])
     comma = comma_token_id(tokenizer)
     chunks: list[PromptChunk] = []
-    state = {"chunk": PromptChunk(), "count": 0, "last_comma": -1}
+    state = _ChunkingState()
 
     def close_chunk(is_last: bool = False) -> None:
-        chunk: PromptChunk = state["chunk"]
-        state["count"] += len(chunk.tokens) if is_last else CHUNK_LENGTH
+        chunk = state.chunk
+        state.count += len(chunk.tokens) if is_last else CHUNK_LENGTH
         missing = CHUNK_LENGTH - len(chunk.tokens)
         chunk.tokens += [EOS_ID] * missing
         chunk.multipliers += [1.0] * missing
@@ -86,38 +95,38 @@ def build_chunks(
         # Fixes were recorded before BOS was prepended.
         chunk.fixes = [(offset + 1, emb) for offset, emb in chunk.fixes]
         chunks.append(chunk)
-        state["chunk"] = PromptChunk()
-        state["last_comma"] = -1
+        state.chunk = PromptChunk()
+        state.last_comma = -1
 
-    for tokens, (fragment, weight) in zip(token_lists, parsed):
+    for tokens, (fragment, weight) in zip(token_lists, parsed, strict=True):
         # Only an unweighted BREAK counts: inside brackets A1111 multiplies it and then encodes it as a word.
         if fragment == "BREAK" and weight == BREAK_WEIGHT:
             close_chunk()
             continue
         position = 0
         while position < len(tokens):
-            chunk = state["chunk"]
+            chunk = state.chunk
             token = tokens[position]
             if token == comma:
-                state["last_comma"] = len(chunk.tokens)
+                state.last_comma = len(chunk.tokens)
             elif (
                 comma_backtrack != 0
                 and len(chunk.tokens) == CHUNK_LENGTH
-                and state["last_comma"] != -1
-                and len(chunk.tokens) - state["last_comma"] <= comma_backtrack
+                and state.last_comma != -1
+                and len(chunk.tokens) - state.last_comma <= comma_backtrack
             ):
                 # Keep the words after the last comma together by moving them to the next chunk.
-                cut = state["last_comma"] + 1
+                cut = state.last_comma + 1
                 moved_tokens, moved_mults = chunk.tokens[cut:], chunk.multipliers[cut:]
                 moved_fixes = [(o - cut, e) for o, e in chunk.fixes if o >= cut]
                 chunk.tokens, chunk.multipliers = chunk.tokens[:cut], chunk.multipliers[:cut]
                 chunk.fixes = [(o, e) for o, e in chunk.fixes if o < cut]
                 close_chunk()
-                chunk = state["chunk"]
+                chunk = state.chunk
                 chunk.tokens, chunk.multipliers, chunk.fixes = moved_tokens, moved_mults, moved_fixes
             if len(chunk.tokens) == CHUNK_LENGTH:
                 close_chunk()
-                chunk = state["chunk"]
+                chunk = state.chunk
 
             found = embeddings.find_at(tokens, position) if embeddings is not None else None
             if found is None:
@@ -129,15 +138,15 @@ def build_chunks(
             # An embedding never straddles two chunks.
             if len(chunk.tokens) + vector_count > CHUNK_LENGTH:
                 close_chunk()
-                chunk = state["chunk"]
+                chunk = state.chunk
             chunk.fixes.append((len(chunk.tokens), embedding))
             chunk.tokens += [EMBEDDING_PLACEHOLDER_ID] * vector_count
             chunk.multipliers += [weight] * vector_count
             position += name_length
 
-    if state["chunk"].tokens or not chunks:
+    if state.chunk.tokens or not chunks:
         close_chunk(is_last=True)
-    return chunks, state["count"]
+    return chunks, state.count
 
 
 def chunk_limit(token_count: int) -> int:

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from webui.conditioning.embeddings import EMBEDDING_SUFFIXES, EmbeddingDatabase
 from webui.paths import model_files
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer
 
 
 class EmbeddingLibrary:
@@ -27,7 +31,7 @@ class EmbeddingLibrary:
                 entries.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(entries)
 
-    def database_for(self, tokenizer: object, encoder_widths: tuple[int, ...]) -> EmbeddingDatabase:
+    def database_for(self, tokenizer: CLIPTokenizer, encoder_widths: tuple[int, ...]) -> EmbeddingDatabase:
         """Embeddings that fit these encoders; others are listed in `.skipped` with the reason."""
         key = (encoder_widths, self._signature())
         with self._lock:

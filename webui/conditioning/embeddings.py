@@ -1,15 +1,18 @@
-"""Textual-inversion embeddings: loading A1111 .pt, diffusers .bin and SDXL .safetensors files, matching names in prompts, TI hashes."""
+"""Textual-inversion embeddings: A1111 .pt, diffusers .bin, SDXL .safetensors; prompt name matching; TI hashes."""
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
 
 from webui.conditioning.chunks import CHUNK_LENGTH
 from webui.paths import model_files
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer
 
 EMBEDDING_SUFFIXES = (".pt", ".bin", ".safetensors")
 
@@ -29,6 +32,12 @@ class Embedding:
     def vector_count(self) -> int:
         source = self.vec if self.vec is not None else self.clip_g
         return int(source.shape[0]) if source is not None else 0
+
+    @property
+    def vector_width(self) -> int:
+        """The width of its vectors (the bigG width for SDXL files), as A1111's /embeddings reports `shape`."""
+        source = self.vec if self.vec is not None else self.clip_g
+        return int(source.shape[-1]) if source is not None else 0
 
     @property
     def short_hash(self) -> str:
@@ -96,7 +105,7 @@ class EmbeddingDatabase:
     Files of the wrong width are listed in `skipped` with the reason, not loaded.
     """
 
-    tokenizer: object
+    tokenizer: CLIPTokenizer
     encoder_widths: tuple[int, ...]
     embeddings: dict[str, Embedding] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)

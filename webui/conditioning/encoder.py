@@ -1,10 +1,10 @@
-"""PromptEncoder: scheduled prompt texts -> cross-attention context (+ SDXL pooled vector) with A1111's chunking, emphasis and clip skip."""
+"""PromptEncoder: scheduled prompts -> cross-attention context (+ SDXL pooled); A1111 chunking, emphasis, clip skip."""
 from __future__ import annotations
 
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import torch
 
@@ -70,8 +70,11 @@ class Conditioning:
     embeddings_used: tuple[str, ...] = ()
 
 
-def _transformer(model: torch.nn.Module) -> torch.nn.Module:
-    """transformers 5 CLIPTextModel has no `text_model` level; CLIPTextModelWithProjection does."""
+def _transformer(model: torch.nn.Module) -> Any:
+    """transformers 5 CLIPTextModel has no `text_model` level; CLIPTextModelWithProjection does.
+
+    Typed Any: the two classes share the attributes used here (final_layer_norm, embeddings) but no base class.
+    """
     return getattr(model, "text_model", model)
 
 

@@ -27,7 +27,9 @@ TEXT_ENCODER_KINDS: tuple[str, ...] = ("clip_l", "open_clip")
 TEXT_ENCODER_CLASSES: tuple[str, ...] = ("CLIPTextModel", "CLIPTextModelWithProjection")
 
 # (family, inpainting) from the UNet's cross-attention width and SDXL's added-embedding input width.
-_UNET_SIGNATURES = {(768, None): "sd1", (1024, None): "sd2", (2048, 2816): "sdxl", (1280, 2560): "sdxl-refiner"}
+_UNET_SIGNATURES: dict[tuple[int | None, int | None], str] = {
+    (768, None): "sd1", (1024, None): "sd2", (2048, 2816): "sdxl", (1280, 2560): "sdxl-refiner"
+}
 
 
 class UnsupportedModelError(ModelFileError):

@@ -1,12 +1,10 @@
 """Bake a LoRA stack into a checkpoint: load offline, merge with LoraPatcher, save one A1111/LDM-layout file."""
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -176,40 +174,3 @@ def bake(checkpoint: Path, loras: Sequence[LoraArg], out: Path, fp32: bool = Fal
         shutil.copyfile(sidecar, report.sidecar)
     return report
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m webui.networks.bake",
-        description="Merge one or more LoRAs into a checkpoint and save it as a single A1111/LDM-layout file.")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="source checkpoint (.safetensors/.ckpt)")
-    parser.add_argument("--lora", action="append", required=True, metavar="FILE:WEIGHT",
-                        help="LoRA file and weight (repeatable, merged in order); FILE:TE:UNET sets both separately")
-    parser.add_argument("--out", required=True, type=Path, help="output .safetensors path")
-    parser.add_argument("--fp32", action="store_true", help="save fp32 weights (default: fp16)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the process exit status (2 for a user error, with a one-line message).
-
-    Nothing here can reach the network (modules are built from shipped configs); `python -m webui.networks.bake`
-    also sets the offline switches before diffusers is imported.
-    """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    try:
-        loras = [parse_lora_arg(text) for text in args.lora]
-        report = bake(args.checkpoint, loras, args.out, fp32=args.fp32, overwrite=args.overwrite,
-                      progress=not args.quiet)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {report.out} ({report.tensors_saved} tensors; {', '.join(report.applied)} merged into "
-          f"{report.layers_written} layers)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

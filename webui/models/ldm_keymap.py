@@ -126,7 +126,7 @@ class KeyMap:
                     if rest == part.ldm:
                         names = part.diffusers
                         chunks = tensor.chunk(3, dim=0)
-                        return {f"{module.diffusers}.{name}": chunk for name, chunk in zip(names, chunks)}
+                        return {f"{module.diffusers}.{name}": chunk for name, chunk in zip(names, chunks, strict=True)}
                 elif rest.startswith(part.ldm + "."):
                     new = f"{module.diffusers}.{part.diffusers}{rest[len(part.ldm):]}"
                     return {new: _forward(tensor, part.transform, new)}

@@ -4,10 +4,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import torch
 from accelerate import init_empty_weights
-from diffusers import AutoencoderKL, UNet2DConditionModel
+
+# The concrete modules, not the lazy `diffusers` namespace, whose type stubs resolve to placeholder classes.
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from webui.errors import ModelFileError
@@ -24,7 +28,12 @@ from webui.models.ldm_convert import ldm_to_diffusers, vae_ldm_to_diffusers
 
 log = logging.getLogger(__name__)
 
-_TEXT_ENCODER_CLASSES = {"CLIPTextModel": CLIPTextModel, "CLIPTextModelWithProjection": CLIPTextModelWithProjection}
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+_TEXT_ENCODER_CLASSES: dict[str, Callable[[CLIPTextConfig], CLIPTextModel | CLIPTextModelWithProjection]] = {
+    "CLIPTextModel": CLIPTextModel,
+    "CLIPTextModelWithProjection": CLIPTextModelWithProjection,
+}
 
 
 @dataclass
@@ -33,7 +42,7 @@ class TextEncoder:
 
     slot: str
     kind: str
-    model: torch.nn.Module
+    model: CLIPTextModel | CLIPTextModelWithProjection
 
 
 @dataclass
@@ -107,8 +116,10 @@ def load_vae(path: Path, arch: Architecture) -> AutoencoderKL:
 def place(components: LoadedComponents, config: DeviceConfig) -> None:
     """Move every module to its storage device and dtype, then apply the fast paths; inference only."""
     target = config.storage_device
-    for module, dtype in ((components.unet, config.dtype), (components.vae, config.vae_dtype),
-                          *((e.model, config.dtype) for e in components.text_encoders)):
+    modules: list[tuple[torch.nn.Module, torch.dtype]] = [(components.unet, config.dtype),
+                                                           (components.vae, config.vae_dtype)]
+    modules += [(e.model, config.dtype) for e in components.text_encoders]
+    for module, dtype in modules:
         if next(module.parameters()).dtype != dtype:
             module.to(dtype=dtype)
         module.to(device=target)
@@ -118,12 +129,12 @@ def place(components: LoadedComponents, config: DeviceConfig) -> None:
     prepare_vae(components.vae, config)
 
 
-def _empty(factory, config) -> torch.nn.Module:
+def _empty(factory: Callable[[Any], ModuleT], config: Any) -> ModuleT:
     with init_empty_weights():
         return factory(config)
 
 
-def _assign(module: torch.nn.Module, weights: dict[str, torch.Tensor], what: str, path: Path) -> torch.nn.Module:
+def _assign(module: ModuleT, weights: dict[str, torch.Tensor], what: str, path: Path) -> ModuleT:
     expected = set(module.state_dict().keys())
     missing = sorted(expected - set(weights))
     extra = sorted(set(weights) - expected)

@@ -38,8 +38,8 @@ class LoadedModel:
     def architecture(self):
         return self.components.architecture
 
-    def _network_targets(self) -> dict:
-        targets = {"unet": self.components.unet}
+    def _network_targets(self) -> dict[str, torch.nn.Module]:
+        targets: dict[str, torch.nn.Module] = {"unet": self.components.unet}
         targets.update({encoder.slot: encoder.model for encoder in self.components.text_encoders})
         return targets
 
@@ -105,13 +105,14 @@ class ModelManager:
             return current
         # Check the new file before dropping the old model, so a bad choice leaves the app as it was.
         resolve_architecture(info.path)
-        previous = current.checkpoint if current else None, current.vae if current else None
+        # Only the names: holding the LoadedModel would keep its weights alive while the new ones load.
+        previous = (current.checkpoint, current.vae) if current else None
         self._free()
         self.loading = info.name
         try:
             components = load_components(info.path, self.device, vae_info.path if vae_info else None)
         except Exception:
-            if previous[0] is not None:
+            if previous is not None:
                 self._reload_previous(*previous)
             raise
         finally:

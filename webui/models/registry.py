@@ -87,7 +87,8 @@ class CheckpointRegistry:
         """The first of the user's checkpoints; the bundled demo only when there is nothing else."""
         checkpoints = self.checkpoints()
         own = [c for c in checkpoints if c.stem != BUNDLED_DEMO_STEM]
-        return (own or checkpoints or [None])[0]
+        candidates = own or checkpoints
+        return candidates[0] if candidates else None
 
     def vaes(self) -> list[VaeInfo]:
         with self._lock:
@@ -144,8 +145,8 @@ class CheckpointRegistry:
         cached = self.cached_short_hash(info)
         if cached:
             names |= {cached, f"{info.stem} [{cached}]"}
-        if with_hashes and self._hashing:
-            full = self.sha256(info)
+        full = self.sha256(info) if with_hashes and self._hashing else None
+        if full:
             names |= {full, full[:10], f"{info.stem} [{full[:10]}]", f"{info.name} [{full[:10]}]"}
             try:
                 old = legacy_model_hash(info.path)

@@ -219,7 +219,7 @@ class UpscalerLibrary:
                 for key, entry in sorted(self._entries.items()):
                     if name.casefold() in (key.casefold(), entry.path.stem.casefold()):
                         return entry
-            known = sorted(self._entries, key=str.lower)
+            known = sorted(self._entries or {}, key=str.lower)
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise UserInputError(f"Unknown upscaler model {name!r}.{hint} Upscaler models found: "

@@ -66,7 +66,9 @@ class LayerPatch:
         for size in weight_shape:
             numel *= size
         if self.delta_numel() != numel:
-            return f"{self.kind} delta has {self.delta_numel()} elements, layer weight {tuple(weight_shape)} has {numel}"
+            return (
+                f"{self.kind} delta has {self.delta_numel()} elements, layer weight {tuple(weight_shape)} has {numel}"
+            )
         rows = self.delta_rows()
         if rows is not None and rows != weight_shape[0]:
             return f"{self.kind} delta has {rows} output rows, layer weight {tuple(weight_shape)} has {weight_shape[0]}"
@@ -74,7 +76,8 @@ class LayerPatch:
             return f"dora_scale has {self.dora_scale.numel()} entries, layer has {weight_shape[1]} input columns"
         bias = self.bias_delta_tensor()
         if bias is not None and (bias_shape is None or bias.numel() != bias_shape.numel()):
-            return f"bias delta {tuple(bias.shape)} does not fit layer bias {None if bias_shape is None else tuple(bias_shape)}"
+            layer_bias = None if bias_shape is None else tuple(bias_shape)
+            return f"bias delta {tuple(bias.shape)} does not fit layer bias {layer_bias}"
         return None
 
     def dense(self, weight: Tensor) -> Tensor:
@@ -132,7 +135,8 @@ class LoraPatch(LayerPatch):
     def check(self, weight_shape: torch.Size, bias_shape: torch.Size | None) -> str | None:
         inner = self.up[0].numel()
         if self.mid is not None and (self.mid.shape[0] != inner or self.mid.shape[1] != self.down.shape[0]):
-            return f"lora_mid {tuple(self.mid.shape)} does not fit up {tuple(self.up.shape)} / down {tuple(self.down.shape)}"
+            shapes = f"up {tuple(self.up.shape)} / down {tuple(self.down.shape)}"
+            return f"lora_mid {tuple(self.mid.shape)} does not fit {shapes}"
         if self.mid is None and inner != self.down.shape[0]:
             return f"lora_up {tuple(self.up.shape)} and lora_down {tuple(self.down.shape)} have different ranks"
         return super().check(weight_shape, bias_shape)
@@ -195,7 +199,9 @@ class LohaPatch(LayerPatch):
 
     def dense(self, weight: Tensor) -> Tensor:
         device = weight.device
-        product = self._factor(self.w1_a, self.w1_b, self.t1, device) * self._factor(self.w2_a, self.w2_b, self.t2, device)
+        product = self._factor(self.w1_a, self.w1_b, self.t1, device) * self._factor(
+            self.w2_a, self.w2_b, self.t2, device
+        )
         return product.reshape(weight.shape) * self.gamma()
 
 
@@ -226,27 +232,41 @@ class LokrPatch(LayerPatch):
             return 1.0
         return super().gamma()
 
+    def _factors(self, side: int) -> tuple[Tensor, Tensor]:
+        """The (a, b) pair of a side that is not stored whole; build_patch only builds complete sides."""
+        a, b = (self.w1_a, self.w1_b) if side == 1 else (self.w2_a, self.w2_b)
+        if a is None or b is None:
+            raise ValueError(f"LoKr w{side} has neither a full matrix nor both factors")
+        return a, b
+
     def _w1(self, device: torch.device) -> Tensor:
         if self.w1 is not None:
             return _f32(self.w1, device)
-        return _f32(self.w1_a, device) @ _f32(self.w1_b, device)
+        a, b = self._factors(1)
+        return _f32(a, device) @ _f32(b, device)
 
     def _w2(self, device: torch.device) -> Tensor:
         if self.w2 is not None:
             return _f32(self.w2, device).flatten(1)
+        a, b = self._factors(2)
         if self.t2 is not None:
-            return _cp_rebuild(_f32(self.t2, device), _f32(self.w2_a, device), _f32(self.w2_b, device)).flatten(1)
-        return _f32(self.w2_a, device) @ _f32(self.w2_b, device).flatten(1)
+            return _cp_rebuild(_f32(self.t2, device), _f32(a, device), _f32(b, device)).flatten(1)
+        return _f32(a, device) @ _f32(b, device).flatten(1)
 
     def _sizes(self) -> tuple[int, int, int, int]:
-        w1_rows = self.w1.shape[0] if self.w1 is not None else self.w1_a.shape[0]
-        w1_cols = self.w1.shape[1] if self.w1 is not None else self.w1_b.shape[1]
+        if self.w1 is not None:
+            w1_rows, w1_cols = self.w1.shape[0], self.w1.shape[1]
+        else:
+            a1, b1 = self._factors(1)
+            w1_rows, w1_cols = a1.shape[0], b1.shape[1]
         if self.w2 is not None:
             w2_rows, w2_cols = self.w2.shape[0], self.w2[0].numel()
-        elif self.t2 is not None:
-            w2_rows, w2_cols = self.w2_a.shape[1], self.w2_b[0].numel() * self.t2[0, 0].numel()
         else:
-            w2_rows, w2_cols = self.w2_a.shape[0], self.w2_b[0].numel()
+            a2, b2 = self._factors(2)
+            if self.t2 is not None:
+                w2_rows, w2_cols = a2.shape[1], b2[0].numel() * self.t2[0, 0].numel()
+            else:
+                w2_rows, w2_cols = a2.shape[0], b2[0].numel()
         return int(w1_rows), int(w1_cols), int(w2_rows), int(w2_cols)
 
     def delta_numel(self) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, TypedDict
 
 import torch
 from safetensors import safe_open
@@ -184,10 +184,18 @@ def _scalar(tensor: torch.Tensor | None) -> float | None:
     return None if tensor is None else float(tensor.float().flatten()[0])
 
 
+class _CommonParts(TypedDict):
+    """Tensors every patch type may carry besides its own."""
+
+    alpha: float | None
+    scale: float | None
+    dora_scale: torch.Tensor | None
+
+
 def build_patch(parts: Mapping[str, torch.Tensor]) -> LayerPatch | None:
     """The typed patch for one layer's tensors (canonical suffix → tensor), or None when no type matches."""
-    common = {"alpha": _scalar(parts.get("alpha")), "scale": _scalar(parts.get("scale")),
-              "dora_scale": parts.get("dora_scale")}
+    common = _CommonParts(alpha=_scalar(parts.get("alpha")), scale=_scalar(parts.get("scale")),
+                          dora_scale=parts.get("dora_scale"))
     if "up" in parts and "down" in parts:
         return LoraPatch(up=parts["up"], down=parts["down"], mid=parts.get("mid"), **common)
     if all(k in parts for k in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")):

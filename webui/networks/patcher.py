@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Mapping, Protocol, Sequence, cast
 
 import torch
 from torch import Tensor
@@ -35,6 +35,13 @@ class ApplyReport:
 
 
 _LowRank = tuple[Tensor, Tensor, float]
+
+
+class _WeightedLayer(Protocol):
+    """What the patcher reads and writes on a Linear, Conv or norm layer."""
+
+    weight: torch.nn.Parameter
+    bias: torch.nn.Parameter | None
 
 
 def _low_rank_sum(pending: Sequence[tuple[LoraPatch, float]], device: torch.device) -> _LowRank:
@@ -79,7 +86,7 @@ class LoraPatcher:
         # Layers whose live weight may differ from its pristine copy (set before the first write to a layer).
         self._dirty: set[LayerKey] = set()
         self._signatures: dict[LayerKey, tuple] = {}
-        self._modules: dict[LayerKey, torch.nn.Module] = {}
+        self._modules: dict[LayerKey, _WeightedLayer] = {}
         self._lock = threading.Lock()
         self.active: tuple[StackEntry, ...] = ()
 
@@ -171,12 +178,11 @@ class LoraPatcher:
         problems = []
         for key, patch in lora.modules.items():
             module = self._module(key)
-            weight = getattr(module, "weight", None) if module is not None else None
-            if weight is None:
+            if module is None:
                 problems.append(f"{key[0]}.{key[1]}: no such layer in this model")
                 continue
-            bias = getattr(module, "bias", None)
-            message = patch.check(weight.shape, None if bias is None else bias.shape)
+            bias = getattr(module, "bias", None)  # some weighted layers (e.g. embeddings) have no bias at all
+            message = patch.check(module.weight.shape, None if bias is None else bias.shape)
             if message is not None:
                 problems.append(f"{key[0]}.{key[1]}: {message}")
         if problems:
@@ -192,15 +198,19 @@ class LoraPatcher:
                                    f"were ignored (e.g. {sample})")
         return None
 
-    def _module(self, key: LayerKey) -> torch.nn.Module | None:
+    def _module(self, key: LayerKey) -> _WeightedLayer | None:
+        """The layer a LoRA key names, or None when the model has no such layer or it has no weight."""
         if key not in self._modules:
             model = self.models.get(key[0])
             if model is None:
                 return None
             try:
-                self._modules[key] = model.get_submodule(key[1])
+                module = model.get_submodule(key[1])
             except AttributeError:
                 return None
+            if not isinstance(getattr(module, "weight", None), torch.Tensor):
+                return None
+            self._modules[key] = cast(_WeightedLayer, module)  # checked just above: it has a weight tensor
         return self._modules[key]
 
     # -- writing ----------------------------------------------------------------------------------------------
@@ -269,12 +279,12 @@ class LoraPatcher:
             # Fast paths (plain LoRAs): fp32 models get one copy of W₀ (none on a first merge) and one in-place
             # matmul-add over all adapters concatenated along the rank axis; half-precision models the same
             # sum in fp32 a cache-sized block of rows at a time. No full-size temporary either way.
-            low_rank = _low_rank_sum([(p, m) for _, p, m in entries], device)  # type: ignore[misc]
+            low_rank = _low_rank_sum([(p, m) for _, p, m in entries if isinstance(p, LoraPatch)], device)
             if target.dtype == torch.float32:
                 self._write(target, None if pristine else backup.weight, low_rank)
             else:
                 self._write_rounded(target, target if pristine else backup.weight, low_rank)
-            if backup.bias is not None and not pristine:
+            if backup.bias is not None and module.bias is not None and not pristine:
                 self._write(module.bias.data, backup.bias)  # an earlier stack may have changed the bias
             return
         shape = param.shape
@@ -299,7 +309,7 @@ class LoraPatcher:
             up, down, alpha = _low_rank_sum(pending, device)
             weight.addmm_(up, down, alpha=alpha)
         self._write(target, weight.reshape(shape))
-        if bias is not None:
+        if bias is not None and module.bias is not None:
             self._write(module.bias.data, bias)
 
     def _restore_layer(self, key: LayerKey) -> None:
@@ -307,7 +317,7 @@ class LoraPatcher:
         if backup is not None and key in self._dirty:
             module = self._modules[key]
             self._write(module.weight.data, backup.weight)
-            if backup.bias is not None:
+            if backup.bias is not None and module.bias is not None:
                 self._write(module.bias.data, backup.bias)
         # Forget the state only once the pristine weight is back in place.
         self._signatures.pop(key, None)
@@ -323,7 +333,7 @@ class LoraPatcher:
             backup = self._backups[key]
             module = self._modules[key]
             module.weight.data.copy_(backup.weight)
-            if backup.bias is not None:
+            if backup.bias is not None and module.bias is not None:
                 module.bias.data.copy_(backup.bias)
             # Signature first: an interrupt between these lines must not leave a stale "merged" signature.
             self._signatures.pop(key, None)

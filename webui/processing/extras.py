@@ -5,8 +5,9 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from webui.errors import UserInputError
 from webui.processing.images import check_pixel_limit, normalize_image
 from webui.processing.infotext import format_params_line
-from webui.processing.outputs import save_image, sanitize_filename_part
+from webui.processing.outputs import sanitize_filename_part, save_image
 from webui.processing.png_info import read_png_parameters
 from webui.processing.request import DEFAULT_MAX_INPUT_PIXELS
 from webui.processing.runtime import Runtime
@@ -25,12 +26,19 @@ POSTPROCESSING_KEY = "postprocessing"  # A1111 keeps the extras text beside, not
 EXTRAS_KEY = "extras"
 
 
+class ExtrasResizeMode(IntEnum):
+    """Extras' resize mode, A1111's values: scale by a factor, or to a width x height."""
+
+    SCALE_BY = 0
+    SCALE_TO = 1
+
+
 class ExtrasRequest(BaseModel):
     """A1111's ExtrasBaseRequest fields (the image travels separately); face restoration is not offered."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    resize_mode: Literal[0, 1] = 0  # 0: scale by upscaling_resize; 1: to upscaling_resize_w × _h
+    resize_mode: ExtrasResizeMode = ExtrasResizeMode.SCALE_BY  # by upscaling_resize, or to _w × _h
     show_extras_results: bool = True
     gfpgan_visibility: float = Field(0.0, ge=0.0, le=1.0)
     codeformer_visibility: float = Field(0.0, ge=0.0, le=1.0)
@@ -75,13 +83,13 @@ def _number(value: float) -> float | int:
 
 
 def _scale_for(request: ExtrasRequest, image: Image.Image) -> float:
-    if request.resize_mode == 1:
+    if request.resize_mode == ExtrasResizeMode.SCALE_TO:
         return max(request.upscaling_resize_w / image.width, request.upscaling_resize_h / image.height)
     return request.upscaling_resize
 
 
 def _upscale_once(image: Image.Image, name: str, request: ExtrasRequest, runtime: Runtime) -> Image.Image:
-    if request.resize_mode == 1 and request.upscaling_crop:
+    if request.resize_mode == ExtrasResizeMode.SCALE_TO and request.upscaling_crop:
         # Cover the target exactly, then centre-crop. (A1111 rounds the cover size down to a multiple of 8
         # and pastes it on a black canvas, which can leave black bands; covering first avoids them.)
         target_w, target_h = request.upscaling_resize_w, request.upscaling_resize_h
@@ -99,12 +107,12 @@ def _postprocess(image: Image.Image, request: ExtrasRequest, runtime: Runtime) -
     info: dict[str, object] = {}
     if request.upscaler_1 in ("", "None"):
         return image, info  # A1111: no first upscaler means no upscaling at all (upscaler 2 is ignored too)
-    if request.resize_mode == 1:
+    if request.resize_mode == ExtrasResizeMode.SCALE_TO:
         info["Postprocess upscale to"] = f"{request.upscaling_resize_w}x{request.upscaling_resize_h}"
     else:
         info["Postprocess upscale by"] = _number(request.upscaling_resize)
     upscaled = _upscale_once(image, request.upscaler_1, request, runtime)
-    if request.resize_mode == 1 and request.upscaling_crop:
+    if request.resize_mode == ExtrasResizeMode.SCALE_TO and request.upscaling_crop:
         info["Postprocess crop to"] = f"{upscaled.width}x{upscaled.height}"
     info["Postprocess upscaler"] = request.upscaler_1
     if request.upscaler_2 not in ("", "None") and request.extras_upscaler_2_visibility > 0:
@@ -133,7 +141,8 @@ def _process(request: ExtrasRequest, image: Image.Image, runtime: Runtime, *, sa
     if text:
         stored[POSTPROCESSING_KEY] = text
         stored[EXTRAS_KEY] = text
-    result_image.info = dict(stored)
+    pil_info: dict[str | tuple[int, int], Any] = {key: value for key, value in stored.items()}  # PIL's key type
+    result_image.info = pil_info
     path = None
     if save:
         path = str(_save(result_image, runtime, parameters, name))

@@ -8,14 +8,24 @@ from torch import Tensor
 
 from webui.errors import UserInputError
 from webui.processing.images import to_tensor
-from webui.processing.pipeline import (ModelContext, SamplingPass, decode_to_pil, encode, inpainting_conditioning,
-                                       model_calls_per_step, sampler_settings)
+from webui.processing.pipeline import (
+    ModelContext,
+    SamplingPass,
+    model_calls_per_step,
+    sampler_settings,
+)
 from webui.processing.prompt_conds import plan_prompt
 from webui.processing.request import Txt2ImgRequest
 from webui.processing.runtime import Runtime
-from webui.processing.upscale import (LATENT_UPSCALE_MODES, canonical_upscaler_name, upscale_image, upscale_latents,
-                                     upscaler_names)
-from webui.sampling.names import SamplerName, ScheduleName, resolve_sampler, schedule_label_for_infotext
+from webui.processing.upscale import (
+    LATENT_UPSCALE_MODES,
+    canonical_upscaler_name,
+    upscale_image,
+    upscale_latents,
+    upscaler_names,
+)
+from webui.processing.vae import decode_to_pil, encode, inpainting_conditioning
+from webui.sampling.names import SamplerName, ScheduleName, schedule_label_for_infotext
 
 # Largest hires side accepted; beyond it even a tiled VAE and the UNet's attention run out of memory.
 MAX_HIRES_SIDE = 8192
@@ -95,7 +105,7 @@ def upscale_for_hires(ctx: ModelContext, latents: Tensor, request: Txt2ImgReques
 
 def hires_sampler(request: Txt2ImgRequest) -> tuple[SamplerName, ScheduleName]:
     """The second pass's sampler and schedule; empty names mean "same as the first pass"."""
-    return resolve_sampler(request.hr_sampler_name or request.sampler_name, request.hr_scheduler or request.scheduler)
+    return request.hires_sampler, request.hires_schedule
 
 
 def hires_pass(ctx: ModelContext, request: Txt2ImgRequest, first_sampler: SamplerName, init_latent: Tensor,

@@ -7,18 +7,36 @@ import torch
 from PIL import Image, ImageOps
 
 from webui.processing.images import binary_mask, normalize_image, resize_image, to_tensor
-from webui.processing.infotext import format_infotext
 from webui.processing.interrupts import interruptible
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
-from webui.processing.masking import (Box, blur_mask, conditioning_mask, crop_region, expand_to_aspect, fill_masked,
-                                      latent_mask, make_overlay, paste_back, whole_picture_overlay_mask)
+from webui.processing.masking import (
+    Box,
+    blur_mask,
+    conditioning_mask,
+    crop_region,
+    expand_to_aspect,
+    fill_masked,
+    latent_mask,
+    make_overlay,
+    paste_back,
+    whole_picture_overlay_mask,
+)
 from webui.processing.noise import fix_seed, seeds_for_batch
-from webui.processing.pipeline import (VERSION, GenerationResult, ModelContext, SamplingPass, base_infotext_params,
-                                       decode_to_pil, encode, finish_grid, initial_noise, inpainting_conditioning,
-                                       prepare_prompts, run_pass, sampler_settings, store_image)
-from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest
+from webui.processing.pipeline import (
+    VERSION,
+    ModelContext,
+    SamplingPass,
+    base_infotext_params,
+    initial_noise,
+    prepare_prompts,
+    run_pass,
+    sampler_settings,
+)
+from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest, InpaintingFill, MaskMode, ResizeMode
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
-from webui.sampling.names import resolve_sampler
+from webui.processing.saving import finish_grid, store_image
+from webui.processing.vae import decode_to_pil, encode, inpainting_conditioning
 
 EMPTY_MASK_WARNING = 'The mask is empty, so "Only masked" could not crop anything; ran plain img2img instead.'
 
@@ -36,7 +54,7 @@ class PreparedImage:
 def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = None) -> GenerationResult:
     job = job or JobState()
     # 1. Check inputs and bring the pictures into shape before any model work.
-    sampler, schedule = resolve_sampler(request.sampler_name, request.scheduler)
+    sampler, schedule = request.sampler, request.schedule  # resolved when the request was built
     warnings: list[str] = []
     prepared = [prepare_image(image, request, warnings) for image in request.init_images]
     if len(prepared) == 1:
@@ -44,7 +62,7 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
     batch_size = len(prepared)  # A1111: several init images make the batch, one repeats batch_size times
     seed, subseed = fix_seed(request.seed), fix_seed(request.subseed)
     all_seeds, all_subseeds = seeds_for_batch(seed, subseed, request.subseed_strength, batch_size * request.n_iter)
-    result = GenerationResult(seeds=all_seeds, subseeds=all_subseeds, warnings=warnings)
+    result = GenerationResult(warnings=warnings)
     job.job_count = request.n_iter
 
     with runtime.models.use(request.checkpoint, request.vae) as model, interruptible(job, model.components):
@@ -69,9 +87,9 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
             subseeds = all_subseeds[batch_no * batch_size:(batch_no + 1) * batch_size]
             noise, generators = initial_noise(request, tuple(init_latent.shape[1:]), seeds, subseeds, ctx.device)
             start = init_latent
-            if keep is not None and request.inpainting_fill == 2:  # latent noise in the hole
+            if keep is not None and request.inpainting_fill == InpaintingFill.LATENT_NOISE:
                 start = init_latent * keep + noise * (1 - keep)
-            elif keep is not None and request.inpainting_fill == 3:  # latent nothing
+            elif keep is not None and request.inpainting_fill == InpaintingFill.LATENT_NOTHING:
                 start = init_latent * keep
             spec = SamplingPass(sampler=sampler, schedule=schedule, steps=request.steps, cfg_scale=request.cfg_scale,
                                 clip_skip=request.clip_skip, width=request.width, height=request.height, plan=plan,
@@ -96,8 +114,8 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
                 if item.overlay is not None:
                     image = paste_back(image, item.overlay, item.paste_box)
                 params = base_infotext_params(request, ctx, sampler, schedule, seeds[index], subseeds[index], runtime)
-                text = format_infotext(request.prompt, request.negative_prompt, {**params, **extra})
-                store_image(result, image, text, seeds[index], request, runtime, "img2img")
+                store_image(result, image, {**params, **extra}, seeds[index], subseeds[index], request, runtime,
+                            "img2img")
         job.job_no = request.n_iter
 
     finish_grid(result, request, runtime, "img2img")
@@ -109,16 +127,17 @@ def prepare_image(init: Image.Image, request: Img2ImgRequest, warnings: list[str
     image = normalize_image(init, request.max_input_pixels, "init image")
     width, height = request.width, request.height
     if request.mask is None:
-        return PreparedImage(image if request.resize_mode == 3 else resize_image(image, request.resize_mode, width,
-                                                                                 height))
+        if request.resize_mode == ResizeMode.LATENT_UPSCALE:  # resized later, in latent space
+            return PreparedImage(image)
+        return PreparedImage(resize_image(image, request.resize_mode, width, height))
     mask = binary_mask(request.mask)
     if mask.size != image.size:  # an uploaded mask may not match the picture; stretch it onto it
         mask = binary_mask(mask.resize(image.size, Image.Resampling.LANCZOS))
-    if request.inpainting_mask_invert:
+    if request.inpainting_mask_invert == MaskMode.INPAINT_NOT_MASKED:
         mask = ImageOps.invert(mask)
     mask = blur_mask(mask, request.mask_blur)
     # A latent upscale cannot carry a mask through; masked requests resize in pixels instead.
-    mode = 0 if request.resize_mode == 3 else request.resize_mode
+    mode = ResizeMode.JUST_RESIZE if request.resize_mode == ResizeMode.LATENT_UPSCALE else request.resize_mode
     if request.inpaint_full_res:
         region = crop_region(mask, request.inpaint_full_res_padding)
         if region is None:
@@ -127,15 +146,15 @@ def prepare_image(init: Image.Image, request: Img2ImgRequest, warnings: list[str
             return PreparedImage(resize_image(image, mode, width, height))
         box = expand_to_aspect(region, width, height, image.width, image.height)
         overlay = make_overlay(image, mask)
-        crop = resize_image(image.crop(box), 2, width, height)
-        crop_mask = resize_image(mask.crop(box), 2, width, height)
-        if request.inpainting_fill != 1:
+        crop = resize_image(image.crop(box), ResizeMode.RESIZE_AND_FILL, width, height)
+        crop_mask = resize_image(mask.crop(box), ResizeMode.RESIZE_AND_FILL, width, height)
+        if request.inpainting_fill != InpaintingFill.ORIGINAL:
             crop = fill_masked(crop, crop_mask)
         return PreparedImage(crop, crop_mask, overlay, box)
     mask = resize_image(mask, mode, width, height)
     image = resize_image(image, mode, width, height)
     overlay = make_overlay(image, whole_picture_overlay_mask(mask))
-    if request.inpainting_fill != 1:
+    if request.inpainting_fill != InpaintingFill.ORIGINAL:
         image = fill_masked(image, mask)
     return PreparedImage(image, mask, overlay)
 
@@ -180,9 +199,9 @@ def _img2img_infotext(request: Img2ImgRequest, prepared: list[PreparedImage], ct
         if any(item.paste_box is not None for item in prepared):
             params["Inpaint area"] = "Only masked"
             params["Masked area padding"] = request.inpaint_full_res_padding
-        if request.inpainting_fill != 1:
+        if request.inpainting_fill != InpaintingFill.ORIGINAL:
             params["Masked content"] = INPAINTING_FILLS[request.inpainting_fill]
-        if request.inpainting_mask_invert:
+        if request.inpainting_mask_invert == MaskMode.INPAINT_NOT_MASKED:
             params["Mask mode"] = "Inpaint not masked"
     if request.initial_noise_multiplier != 1.0:
         params["Noise multiplier"] = request.initial_noise_multiplier

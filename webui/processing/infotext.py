@@ -114,7 +114,8 @@ def scan_pairs(line: str) -> list[tuple[str, str]]:
 def _bare_flags(line: str) -> list[str]:
     # A value equal to its key is written as the key alone; A1111's reader drops those, we recover them
     # from the comma-separated text that lies between recognised pairs.
-    flags, last = [], 0
+    flags: list[str] = []
+    last = 0
     for match in _PAIR_RE.finditer(line):
         flags.extend(part.strip() for part in line[last:match.start()].split(","))
         last = match.end()

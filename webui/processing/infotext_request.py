@@ -6,7 +6,14 @@ from typing import Any, Callable
 from PIL import Image
 
 from webui.processing.infotext import parse_infotext
-from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest, Txt2ImgRequest, make_request
+from webui.processing.request import (
+    INPAINTING_FILLS,
+    Img2ImgRequest,
+    InpaintingFill,
+    MaskMode,
+    Txt2ImgRequest,
+    make_request,
+)
 
 # (infotext key, request field); the model hash is not mapped, as A1111 ignores it by default.
 INFOTEXT_FIELDS: tuple[tuple[str, str], ...] = (
@@ -31,10 +38,12 @@ HIRES_FIELDS: tuple[tuple[str, str], ...] = (
 # (infotext key, request field, text → value) for img2img and inpainting.
 IMG2IMG_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("Mask blur", "mask_blur", int),
-    ("Masked content", "inpainting_fill", lambda v: INPAINTING_FILLS.index(v) if v in INPAINTING_FILLS else 1),
+    ("Masked content", "inpainting_fill",
+     lambda v: InpaintingFill(INPAINTING_FILLS.index(v)) if v in INPAINTING_FILLS else InpaintingFill.ORIGINAL),
     ("Inpaint area", "inpaint_full_res", lambda v: v == "Only masked"),
     ("Masked area padding", "inpaint_full_res_padding", int),
-    ("Mask mode", "inpainting_mask_invert", lambda v: 1 if v == "Inpaint not masked" else 0),
+    ("Mask mode", "inpainting_mask_invert",
+     lambda v: MaskMode.INPAINT_NOT_MASKED if v == "Inpaint not masked" else MaskMode.INPAINT_MASKED),
     ("Noise multiplier", "initial_noise_multiplier", float),
     ("Image CFG scale", "image_cfg_scale", float),
 )

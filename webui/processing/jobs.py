@@ -4,7 +4,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 
 class JobInterrupted(Exception):
@@ -26,9 +30,9 @@ class JobState:
     started: float = field(default_factory=time.monotonic)
     interrupted: bool = False
     skipped: bool = False
-    preview: object | None = None  # latest preview image (PIL), if previews are on
+    preview: Image.Image | None = None  # latest preview image, if previews are on
     preview_every: int = 0  # make a live preview every N sampler steps; 0 = never
-    make_preview: Callable[[object], object] | None = None  # denoised latents -> PIL image (set by the caller)
+    make_preview: Callable[[torch.Tensor], Image.Image | None] | None = None  # denoised latents -> preview
     on_step: Callable[["JobState"], None] | None = None
     text: str = ""  # what the job is doing, e.g. a script's "Cell 3 / 12" (A1111's state.job)
     pass_names: tuple[str, ...] = ()  # the passes each image goes through (hires fix: two), named for progress
@@ -66,7 +70,7 @@ class JobState:
         elapsed = time.monotonic() - self.started
         return elapsed / done - elapsed
 
-    def step(self, index: int, total: int, denoised: object | None = None) -> None:
+    def step(self, index: int, total: int, denoised: torch.Tensor | None = None) -> None:
         """Record a finished sampler step (and a live preview when due); stop the loop if the user asked to."""
         with self._lock:
             self.sampling_step, self.sampling_steps = index + 1, total

@@ -9,10 +9,26 @@ import torch
 from PIL import Image
 
 from webui.models.device import DeviceConfig, on_device
-from webui.models.loader import LoadedComponents
+from webui.models.loader import AutoencoderKL, LoadedComponents
 
-# Above this many output pixels the VAE decodes in tiles, so big hires images fit in memory.
-VAE_TILING_PIXELS = 1536 * 1536
+# VAE passes over more pixels than this run tiled (when DeviceConfig.vae_tiling allows). A 2x hires of 512x768
+# (1.5 MP) decodes and re-encodes tiled, so neither needs the full-resolution activations (~0.4 GB per 128-channel
+# fp16 map) at once.
+VAE_TILING_PIXELS = 1024 * 1024
+
+
+@contextlib.contextmanager
+def vae_tiling(vae: AutoencoderKL, device: DeviceConfig, pixels: int) -> Iterator[None]:
+    """The one tiling rule: tile a VAE pass over more than VAE_TILING_PIXELS pixels, if the device config allows;
+    the VAE is left as it was afterwards (a caller that already turned tiling on keeps it)."""
+    wanted = device.vae_tiling and pixels > VAE_TILING_PIXELS and not getattr(vae, "use_tiling", False)
+    if wanted:
+        vae.enable_tiling()
+    try:
+        yield
+    finally:
+        if wanted:
+            vae.disable_tiling()
 
 
 def alphas_cumprod(scheduler: dict) -> torch.Tensor:
@@ -40,7 +56,7 @@ def text_encoders_on_device(components: LoadedComponents, device: DeviceConfig) 
 
 def latent_scale(components: LoadedComponents) -> int:
     """Pixels per latent cell: 8 for every SD VAE, smaller for tiny test/demo VAEs with fewer down blocks."""
-    return 2 ** (len(components.vae.config.block_out_channels) - 1)
+    return 2 ** (len(components.vae.config["block_out_channels"]) - 1)
 
 
 def make_unet_call(components: LoadedComponents, device: DeviceConfig) -> Callable:
@@ -72,43 +88,41 @@ def make_unet_call(components: LoadedComponents, device: DeviceConfig) -> Callab
 def decode_latents(components: LoadedComponents, latents: torch.Tensor, device: DeviceConfig) -> torch.Tensor:
     """Latents → images in [0, 1]; falls back to fp32 for this call when fp16 decoding overflows (SDXL VAE)."""
     vae = components.vae
-    scaled = latents / vae.config.scaling_factor
-    if getattr(vae.config, "shift_factor", None):
-        scaled = scaled + vae.config.shift_factor
+    # diffusers types `config` as a plain dict (it is a FrozenDict that also allows attribute access).
+    scaled = latents / vae.config["scaling_factor"]
+    if vae.config.get("shift_factor"):
+        scaled = scaled + vae.config["shift_factor"]
     pixels = latents.shape[-1] * latents.shape[-2] * latent_scale(components) ** 2
-    use_tiling = pixels > VAE_TILING_PIXELS
-    decoded = _decode(vae, scaled, device.device, device.vae_dtype, use_tiling)
-    if not torch.isfinite(decoded).all() and device.vae_dtype != torch.float32:
-        decoded = _decode(vae, scaled, device.device, torch.float32, use_tiling)
+    with vae_tiling(vae, device, pixels):
+        decoded = _decode(vae, scaled, device.device, device.vae_dtype)
+        if not torch.isfinite(decoded).all() and device.vae_dtype != torch.float32:
+            decoded = _decode(vae, scaled, device.device, torch.float32)
     return ((decoded.float() + 1.0) / 2.0).clamp(0.0, 1.0).cpu()
 
 
-def _decode(vae, latents: torch.Tensor, device: torch.device, dtype: torch.dtype, tiling: bool) -> torch.Tensor:
+def _decode(vae: AutoencoderKL, latents: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     original = next(vae.parameters()).dtype
     if dtype != original:
-        vae.to(dtype=dtype)
+        vae.to(dtype=dtype)  # type: ignore[call-arg]  # diffusers wraps ModelMixin.to; its stub hides `self`
     try:
-        if tiling:
-            vae.enable_tiling()
         images = []
         for item in latents.split(1):  # one image at a time keeps peak memory flat across batch sizes
             images.append(vae.decode(item.to(device, dtype), return_dict=False)[0])
         return torch.cat(images)
     finally:
-        if tiling:
-            vae.disable_tiling()
         if dtype != original:
-            vae.to(dtype=original)
+            vae.to(dtype=original)  # type: ignore[call-arg]  # as above
 
 
 def encode_images(components: LoadedComponents, images: torch.Tensor, device: DeviceConfig) -> torch.Tensor:
     """Images in [0, 1] (B, 3, H, W) → scaled latents (the distribution's mean, as A1111 uses for img2img)."""
     vae = components.vae
     pixels = (images * 2.0 - 1.0).to(device.device, device.vae_dtype)
-    latents = torch.cat([vae.encode(item, return_dict=False)[0].mode() for item in pixels.split(1)])
-    if getattr(vae.config, "shift_factor", None):
-        latents = latents - vae.config.shift_factor
-    return (latents * vae.config.scaling_factor).float().cpu()
+    with vae_tiling(vae, device, images.shape[-1] * images.shape[-2]):
+        latents = torch.cat([vae.encode(item, return_dict=False)[0].mode() for item in pixels.split(1)])
+    if vae.config.get("shift_factor"):
+        latents = latents - vae.config["shift_factor"]
+    return (latents * vae.config["scaling_factor"]).float().cpu()
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

@@ -90,7 +90,7 @@ def _paste_centred(small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
 
 
 def image_noise(
-    shape: tuple[int, int, int],
+    shape: Sequence[int],
     seeds: list[int],
     subseeds: list[int] | None = None,
     subseed_strength: float = 0.0,
@@ -111,19 +111,19 @@ def image_noise(
         raise ValueError("image_noise needs at least one seed")
     shape = tuple(int(s) for s in shape)
     channels = shape[0]
-    noise_shape = shape
+    noise_shape: tuple[int, ...] = shape
     if seed_resize_from is not None and seed_resize_from[0] > 0 and seed_resize_from[1] > 0:
         width, height = (int(v) for v in seed_resize_from)
         noise_shape = (channels, height // 8, width // 8)
     use_variation = subseeds is not None and subseed_strength != 0
     generators = [create_generator(seed) for seed in seeds]
     images = []
-    for i, (seed, generator) in enumerate(zip(seeds, generators)):
+    for i, (seed, generator) in enumerate(zip(seeds, generators, strict=True)):
         resized = noise_shape != shape
         # The image's own generator makes the full-size draw; small noise comes from a fresh generator,
         # so the stream position after this function is the same with or without seed resize.
         noise = _randn(noise_shape, create_generator(seed)) if resized else _randn(shape, generator)
-        if use_variation:
+        if use_variation and subseeds is not None:
             subseed = subseeds[i] if i < len(subseeds) else 0
             noise = slerp(subseed_strength, noise, _randn(noise_shape, create_generator(subseed)))
         if resized:

@@ -1,12 +1,10 @@
 """Steps txt2img, img2img and hires fix share: model context, one sampling pass, VAE calls, infotext, saving."""
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
 
 import torch
-from PIL import Image
 from torch import Tensor
 
 from webui.conditioning import EmbeddingDatabase, PromptEncoder
@@ -14,39 +12,33 @@ from webui.models.device import DeviceConfig, on_device
 from webui.models.loader import LoadedComponents
 from webui.models.manager import LoadedModel
 from webui.processing.jobs import JobState
-from webui.processing.model_calls import (alphas_cumprod, decode_latents, encode_images, latent_scale,
-                                          make_unet_call, text_encoders_on_device, to_pil)
-from webui.processing.noise import image_noise
-from webui.paths import resolve_inside
-from webui.processing.outputs import dated_folder, default_filename_pattern, make_grid, save_grid, save_image
+from webui.processing.model_calls import (
+    alphas_cumprod,
+    latent_scale,
+    make_unet_call,
+    text_encoders_on_device,
+)
 from webui.processing.network_stack import NetworkActivation, activate_networks
-from webui.processing.prompt_conds import (ConditioningBuilder, PromptPlan, embeddings_for, plan_prompt,
-                                          prompt_encoder_for)
+from webui.processing.noise import image_noise
+from webui.processing.prompt_conds import (
+    ConditioningBuilder,
+    PromptPlan,
+    embeddings_for,
+    plan_prompt,
+    prompt_encoder_for,
+)
 from webui.processing.request import GenerationRequest
+
+# Re-exported: adapters and scripts have imported the result type from here.
+from webui.processing.results import GenerationResult as GenerationResult
+from webui.processing.results import ImageResult as ImageResult
 from webui.processing.runtime import Runtime
 from webui.sampling import CFGDenoiser, DiscreteSchedule, ModelDenoiser, sample
+from webui.sampling.denoisers import MaskBlendDenoiser
 from webui.sampling.names import SamplerName, ScheduleName, schedule_label_for_infotext
 from webui.sampling.registry import eta_for_infotext
 
 VERSION = "webui-lora 0.1"
-# VAE passes over more pixels than this run tiled. A 2× hires of 512×768 (1.5 MP) decodes and re-encodes tiled,
-# so neither needs the full-resolution activations (~0.4 GB per 128-channel fp16 map) at once.
-HIRES_VAE_TILING_PIXELS = 1024 * 1024
-
-
-@dataclass
-class GenerationResult:
-    """What a generation returns to any adapter: images (each with its infotext), seeds, and messages."""
-
-    images: list[Image.Image] = field(default_factory=list)
-    infotexts: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    subseeds: list[int] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    grid: Image.Image | None = None
-    grid_infotext: str | None = None  # a script's grid has its own (None: the first image's)
-    warnings: list[str] = field(default_factory=list)
-    interrupted: bool = False
 
 
 @dataclass
@@ -70,7 +62,7 @@ class ModelContext:
 
     @property
     def latent_channels(self) -> int:
-        return int(self.model.components.unet.config.out_channels)
+        return int(self.model.components.unet.config["out_channels"])
 
     @property
     def is_sdxl(self) -> bool:
@@ -135,27 +127,7 @@ class SamplingPass:
     keep_mask: Tensor | None = None  # latent-size mask, 1 where the init latent is kept (normal-model inpainting)
 
 
-class MaskBlendDenoiser:
-    """A1111's inpainting with a normal model: each step's prediction keeps the init latent outside the mask."""
-
-    def __init__(self, inner: CFGDenoiser, init_latent: Tensor, keep: Tensor) -> None:
-        self.inner = inner
-        self.init_latent = init_latent
-        self.keep = keep
-
-    def _blend(self, denoised: Tensor) -> Tensor:
-        return denoised * (1 - self.keep) + self.init_latent * self.keep
-
-    def __call__(self, x: Tensor, sigma: Tensor, *, step: int = 0) -> Tensor:
-        return self._blend(self.inner(x, sigma, step=step))
-
-    def denoise_with_uncond(self, x: Tensor, sigma: Tensor, scale_multiplier: float = 1.0, *,
-                            step: int = 0) -> tuple[Tensor, Tensor]:
-        denoised, uncond = self.inner.denoise_with_uncond(x, sigma, scale_multiplier, step=step)
-        return self._blend(denoised), uncond
-
-
-def initial_noise(request: GenerationRequest, shape: tuple[int, int, int], seeds: list[int], subseeds: list[int],
+def initial_noise(request: GenerationRequest, shape: Sequence[int], seeds: list[int], subseeds: list[int],
                   device: DeviceConfig) -> tuple[Tensor, list[torch.Generator]]:
     """Each image's noise from its own CPU generator (seed, variation, seed resize, ENSD as the request says)."""
     resize = (request.seed_resize_from_w, request.seed_resize_from_h) \
@@ -173,12 +145,13 @@ def run_pass(ctx: ModelContext, spec: SamplingPass, noise: Tensor, generators: l
                                   image_cond=spec.image_cond)
     with text_encoders_on_device(ctx.components, ctx.device):
         builder.precompute(spec.plan, spec.negative_plan)
-    denoiser = CFGDenoiser(ctx.denoiser, builder.cond_fn(spec.plan, batch),
-                           builder.uncond_fn(spec.negative_plan, batch), spec.cfg_scale)
+    cfg = CFGDenoiser(ctx.denoiser, builder.cond_fn(spec.plan, batch), builder.uncond_fn(spec.negative_plan, batch),
+                      spec.cfg_scale)
+    denoiser: CFGDenoiser | MaskBlendDenoiser = cfg
     if spec.keep_mask is not None and spec.init_latent is not None:
-        denoiser = MaskBlendDenoiser(denoiser, spec.init_latent, spec.keep_mask)
+        denoiser = MaskBlendDenoiser(cfg, spec.init_latent, spec.keep_mask)
     with torch.no_grad(), on_device(ctx.components.unet, ctx.device):
-        latents = sample(spec.sampler.name, spec.schedule.name, denoiser, noise, ctx.schedule, spec.steps,
+        latents = sample(spec.sampler, spec.schedule, denoiser, noise, ctx.schedule, spec.steps,
                          seeds=seeds, generators=generators,
                          callback=lambda info: job.step(info.i, info.total, info.denoised),
                          denoise_strength=spec.denoise_strength, init_latent=spec.init_latent,
@@ -195,59 +168,6 @@ def sampler_settings(request: GenerationRequest, **extra: object) -> dict:
     if request.eta is not None:
         settings["eta"] = request.eta
     return settings
-
-
-@contextlib.contextmanager
-def vae_tiling(ctx: ModelContext, pixels: int) -> Iterator[None]:
-    """Tile the VAE for big pictures (when the device config allows); leaves it as it was afterwards."""
-    vae = ctx.components.vae
-    wanted = ctx.device.vae_tiling and pixels > HIRES_VAE_TILING_PIXELS and not getattr(vae, "use_tiling", False)
-    if wanted:
-        vae.enable_tiling()
-    try:
-        yield
-    finally:
-        if wanted:
-            vae.disable_tiling()
-
-
-def decode(ctx: ModelContext, latents: Tensor) -> Tensor:
-    """Latents → (B, 3, H, W) pixels in [0, 1] on the CPU."""
-    pixels = latents.shape[-1] * latents.shape[-2] * ctx.scale**2
-    with torch.no_grad(), on_device(ctx.components.vae, ctx.device), vae_tiling(ctx, pixels):
-        return decode_latents(ctx.components, latents, ctx.device)
-
-
-def decode_to_pil(ctx: ModelContext, latents: Tensor) -> list[Image.Image]:
-    """Latents → 8-bit RGB pictures."""
-    return to_pil(decode(ctx, latents))
-
-
-def encode(ctx: ModelContext, images: Tensor) -> Tensor:
-    """(B, 3, H, W) pixels in [0, 1] → scaled latents on the compute device."""
-    pixels = images.shape[-1] * images.shape[-2]
-    with torch.no_grad(), on_device(ctx.components.vae, ctx.device), vae_tiling(ctx, pixels):
-        return encode_images(ctx.components, images, ctx.device).to(ctx.device.device)
-
-
-def inpainting_conditioning(ctx: ModelContext, images: Tensor | None, masks: Tensor | None, batch: int,
-                            height: int, width: int) -> Tensor | None:
-    """9-channel models' c_concat: the repaint mask at latent size + the latents of the picture with the mask grey.
-
-    `images` (B, 3, H, W) in [0, 1] and `masks` (B or 1, 1, H, W) with 1 = repaint; None means a grey picture and
-    an all-ones mask, as A1111's txt2img gives these models. Normal models get None.
-    """
-    if not ctx.model.architecture.inpainting:
-        return None
-    if images is None:
-        images = torch.zeros(1, 3, height, width)
-    if masks is None:
-        masks = torch.ones(1, 1, height, width)
-    masked = images * (1 - masks) + 0.5 * masks  # 0 in the model's [-1, 1] pixel range
-    latent = encode(ctx, masked)
-    small = torch.nn.functional.interpolate(masks, size=latent.shape[-2:]).to(latent)
-    cond = torch.cat([small.expand(latent.shape[0], -1, -1, -1), latent], dim=1)
-    return cond.expand(batch, -1, -1, -1) if cond.shape[0] == 1 else cond
 
 
 def base_infotext_params(request: GenerationRequest, ctx: ModelContext, sampler: SamplerName,
@@ -277,34 +197,3 @@ def base_infotext_params(request: GenerationRequest, ctx: ModelContext, sampler:
     if request.emphasis != "Original":
         params["Emphasis"] = request.emphasis
     return params
-
-
-
-def store_image(result: GenerationResult, image: Image.Image, text: str, seed: int, request: GenerationRequest,
-                runtime: Runtime, kind: str) -> None:
-    """Attach the infotext, keep the image in the result and save it under outputs/<kind>-images."""
-    image.info["parameters"] = text
-    result.images.append(image)
-    result.infotexts.append(text)
-    if request.save_images:
-        settings = runtime.settings.current
-        # A1111: "Output directory for images" replaces every mode's own folder. It comes from config.json or the
-        # API's /options, so it must stay inside the data folder (no writing anywhere on the server).
-        base = resolve_inside(runtime.folders.data, settings.outdir_samples) if settings.outdir_samples \
-            else runtime.folders.outputs / f"{kind}-images"
-        folder = dated_folder(base) if settings.save_to_dirs else base
-        tags = {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "steps": request.steps,
-                "cfg": request.cfg_scale, "sampler": request.sampler_name, "width": request.width,
-                "height": request.height}
-        result.paths.append(str(save_image(image, folder, seed=seed, infotext=text,
-                                           pattern=settings.samples_filename_pattern
-                                           or default_filename_pattern(settings.save_to_dirs),
-                                           extension=settings.samples_format, tags=tags)))
-
-
-def finish_grid(result: GenerationResult, request: GenerationRequest, runtime: Runtime, kind: str) -> None:
-    """A1111's grid of a multi-image result, saved under outputs/<kind>-grids when saving is on."""
-    if len(result.images) > 1 and request.save_grid:
-        result.grid = make_grid(result.images)
-        if request.save_images:
-            save_grid(result.grid, dated_folder(runtime.folders.outputs / f"{kind}-grids"), infotext=result.infotexts[0])

@@ -103,7 +103,7 @@ def read_png_parameters(image: Image.Image) -> tuple[str | None, dict]:
     infotext = items.pop(PARAMETERS_KEY, None)
     if "exif" in items:
         raw_exif = items.pop("exif")
-        comment = _exif_comment(raw_exif) if isinstance(raw_exif, (bytes, bytearray)) else ""
+        comment = _exif_comment(bytes(raw_exif)) if isinstance(raw_exif, (bytes, bytearray)) else ""
         if comment:
             infotext = comment
     elif "comment" in items:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -17,11 +17,26 @@ from webui.prompts.limits import schedule_problem
 Cond = dict[str, torch.Tensor]
 
 
+class ScheduleEntry(NamedTuple):
+    """A text in effect for every sampler step up to and including `end_step`."""
+
+    end_step: int
+    text: str
+
+
+@dataclass(frozen=True)
+class PlanPart:
+    """One AND sub-prompt: its prompt-editing schedule and its weight."""
+
+    schedule: tuple[ScheduleEntry, ...]
+    weight: float
+
+
 @dataclass(frozen=True)
 class PromptPlan:
-    """A prompt after parsing: its AND parts (each a step schedule of texts, with a weight) and its network tags."""
+    """A prompt after parsing: its AND parts and its extra-network tags (already taken out of the text)."""
 
-    parts: tuple[tuple[tuple[tuple[int, str], ...], float], ...]
+    parts: tuple[PlanPart, ...]
     networks: tuple[ExtraNetworkTag, ...]
 
 
@@ -32,16 +47,16 @@ def plan_prompt(text: str, steps: int, hires_steps: int | None = None, *, allow_
     """
     clean, tags = extract_extra_networks(text)
     pieces = split_and_prompts(clean) if allow_and else [(clean, 1.0)]
-    parts = tuple((tuple((int(end), str(t)) for end, t in prompt_schedule(piece, steps, hires_steps)),
-                   float(weight))
+    parts = tuple(PlanPart(tuple(ScheduleEntry(int(end), str(text))
+                                 for end, text in prompt_schedule(piece, steps, hires_steps)), float(weight))
                   for piece, weight in pieces)
-    problem = schedule_problem(text for schedule, _ in parts for _, text in schedule)
+    problem = schedule_problem(entry.text for part in parts for entry in part.schedule)
     if problem:
         raise UserInputError(f"The prompt {problem}")
     return PromptPlan(parts, tuple(tags))
 
 
-def text_at(schedule: tuple[tuple[int, str], ...], step: int) -> str:
+def text_at(schedule: tuple[ScheduleEntry, ...], step: int) -> str:
     """A1111 uses the first entry whose end step is >= the current step index."""
     for end, text in schedule:
         if step <= end:
@@ -99,11 +114,11 @@ class ConditioningBuilder:
 
     def precompute(self, plan: PromptPlan, negative_plan: PromptPlan) -> None:
         """Encode every text any step will need now, so the text encoders can leave the GPU before sampling."""
-        for schedule, _ in plan.parts:
-            for _, text in schedule:
-                self._encode(text, False)
-        for _, text in negative_plan.parts[0][0]:
-            self._encode(text, True)
+        for part in plan.parts:
+            for entry in part.schedule:
+                self._encode(entry.text, False)
+        for entry in negative_plan.parts[0].schedule:  # a negative prompt is never split on AND
+            self._encode(entry.text, True)
 
     def _batched(self, cond: Cond, batch: int, negative: bool) -> Cond:
         out = {k: v.expand(batch, *v.shape[1:]) for k, v in cond.items()}
@@ -122,12 +137,12 @@ class ConditioningBuilder:
 
     def cond_fn(self, plan: PromptPlan, batch: int) -> Callable[[int], list[tuple[Cond, float]]]:
         def cond_at(step: int) -> list[tuple[Cond, float]]:
-            return [(self._batched(self._encode(text_at(schedule, step), False), batch, False), weight)
-                    for schedule, weight in plan.parts]
+            return [(self._batched(self._encode(text_at(part.schedule, step), False), batch, False), part.weight)
+                    for part in plan.parts]
         return cond_at
 
     def uncond_fn(self, plan: PromptPlan, batch: int) -> Callable[[int], Cond]:
-        schedule = plan.parts[0][0]
+        schedule = plan.parts[0].schedule
 
         def uncond_at(step: int) -> Cond:
             return self._batched(self._encode(text_at(schedule, step), True), batch, True)

@@ -1,14 +1,15 @@
 """The typed requests that the UI, the API and scripts all hand to processing (one schema per operation)."""
 from __future__ import annotations
 
-from typing import Any
+from enum import IntEnum
+from typing import Any, Iterable, Mapping
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from webui.errors import UserInputError
 from webui.prompts.limits import prompt_problem
-from webui.sampling.names import resolve_sampler
+from webui.sampling.names import SamplerName, ScheduleName, resolve_sampler
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
 MAX_SIDE = 4096
@@ -37,6 +38,31 @@ def _checked_prompt(value: str) -> str:
     return value
 
 
+class ResizeMode(IntEnum):
+    """img2img resize mode, with A1111's values (its API and UI send these integers); labels in RESIZE_MODES."""
+
+    JUST_RESIZE = 0
+    CROP_AND_RESIZE = 1
+    RESIZE_AND_FILL = 2
+    LATENT_UPSCALE = 3
+
+
+class InpaintingFill(IntEnum):
+    """What the masked area starts from ("Masked content"), A1111's values; labels in INPAINTING_FILLS."""
+
+    FILL = 0
+    ORIGINAL = 1
+    LATENT_NOISE = 2
+    LATENT_NOTHING = 3
+
+
+class MaskMode(IntEnum):
+    """`inpainting_mask_invert`: which side of the mask is repainted."""
+
+    INPAINT_MASKED = 0
+    INPAINT_NOT_MASKED = 1
+
+
 def _multiple_of_8(value: int) -> int:
     if value % 8:
         lower = value - value % 8
@@ -49,6 +75,9 @@ class GenerationRequest(BaseModel):
 
     # allow_inf_nan: `s_noise: Infinity` and friends are refused here instead of failing deep in sampling.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # (sampler_name, scheduler) -> resolved pair, filled by validation; `model_copy(update=...)` skips validation,
+    # so a copy with other names resolves them on first use instead of keeping the old sampler.
+    _resolved: dict[tuple[str, str], tuple[SamplerName, ScheduleName]] = PrivateAttr(default_factory=dict)
 
     prompt: str = ""
     negative_prompt: str = ""
@@ -95,8 +124,23 @@ class GenerationRequest(BaseModel):
 
     @model_validator(mode="after")
     def _known_sampler(self) -> "GenerationRequest":
-        resolve_sampler(self.sampler_name, self.scheduler)  # raises UnknownSamplerError (a ValueError)
+        # The one place a request's sampler names are resolved; processing reads `sampler` and `schedule`.
+        self._resolve(self.sampler_name, self.scheduler)  # UnknownSamplerError is a ValueError
         return self
+
+    def _resolve(self, sampler_name: str, scheduler: str) -> tuple[SamplerName, ScheduleName]:
+        key = (sampler_name, scheduler)
+        if key not in self._resolved:
+            self._resolved[key] = resolve_sampler(sampler_name, scheduler)
+        return self._resolved[key]
+
+    @property
+    def sampler(self) -> SamplerName:
+        return self._resolve(self.sampler_name, self.scheduler)[0]
+
+    @property
+    def schedule(self) -> ScheduleName:
+        return self._resolve(self.sampler_name, self.scheduler)[1]
 
 
 class Txt2ImgRequest(GenerationRequest):
@@ -121,9 +165,17 @@ class Txt2ImgRequest(GenerationRequest):
 
     @model_validator(mode="after")
     def _known_hires_sampler(self) -> "Txt2ImgRequest":
-        if self.hr_sampler_name or self.hr_scheduler:
-            resolve_sampler(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)
+        self._resolve(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)
         return self
+
+    @property
+    def hires_sampler(self) -> SamplerName:
+        """The second pass's sampler; empty hr names mean "the first pass's"."""
+        return self._resolve(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)[0]
+
+    @property
+    def hires_schedule(self) -> ScheduleName:
+        return self._resolve(self.hr_sampler_name or self.sampler_name, self.hr_scheduler or self.scheduler)[1]
 
 
 class Img2ImgRequest(GenerationRequest):
@@ -132,16 +184,16 @@ class Img2ImgRequest(GenerationRequest):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     init_images: list[Image.Image]
-    resize_mode: int = Field(0, ge=0, le=3)  # see RESIZE_MODES
+    resize_mode: ResizeMode = ResizeMode.JUST_RESIZE  # the API keeps sending A1111's integers
     denoising_strength: float = Field(0.75, ge=0.0, le=1.0)
     image_cfg_scale: float | None = Field(None, ge=0.0, le=100.0)  # only instruct-pix2pix models use it
     initial_noise_multiplier: float = Field(1.0, ge=0.0, le=2.0)
     mask: Image.Image | None = None  # white = repaint
     mask_blur: int = Field(4, ge=0, le=64)
-    inpainting_fill: int = Field(1, ge=0, le=3)  # see INPAINTING_FILLS
+    inpainting_fill: InpaintingFill = InpaintingFill.ORIGINAL
     inpaint_full_res: bool = False  # "Inpaint area: Only masked"
     inpaint_full_res_padding: int = Field(32, ge=0, le=256)
-    inpainting_mask_invert: int = Field(0, ge=0, le=1)
+    inpainting_mask_invert: MaskMode = MaskMode.INPAINT_MASKED
     max_input_pixels: int = Field(DEFAULT_MAX_INPUT_PIXELS, ge=64 * 64)
 
     @field_validator("init_images")
@@ -167,14 +219,19 @@ class Img2ImgRequest(GenerationRequest):
         return self
 
 
+def describe_validation_errors(errors: Iterable[Mapping[str, Any]], default_place: str = "request") -> str:
+    """pydantic's error list as `field: message; ...`: the one wording the UI, the API and the CLI show."""
+    parts = []
+    for item in errors:
+        # "body" is FastAPI's prefix for fields of the JSON body; the field name alone is what the user wrote.
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or default_place
+        parts.append(f"{where}: {str(item.get('msg', 'invalid')).removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def make_request(cls: type[BaseModel], data: dict[str, Any]) -> Any:
     """Build a request, turning pydantic's report into one readable UserInputError."""
     try:
         return cls(**data)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            where = ".".join(str(p) for p in item.get("loc", ())) or "request"
-            message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-            problems.append(f"{where}: {message}")
-        raise UserInputError("Invalid request: " + "; ".join(problems)) from None
+        raise UserInputError("Invalid request: " + describe_validation_errors(error.errors())) from None

@@ -7,12 +7,17 @@ from webui.conditioning.embedding_library import EmbeddingLibrary
 from webui.models.device import DeviceConfig, device_config
 from webui.models.hashing import HashCache
 from webui.models.manager import ModelManager
-from webui.networks import LoraLibrary
 from webui.models.registry import CheckpointRegistry
 from webui.models.upscalers import UpscalerLibrary
-from webui.processing.queue import GenerationQueue
-from webui.processing.settings import SettingsStore
+from webui.networks import LoraLibrary
 from webui.paths import Folders
+from webui.processing.jobs import JobState
+from webui.processing.previews import LatentPreviewer
+from webui.processing.queue import GenerationQueue
+from webui.processing.settings import Settings, SettingsStore
+from webui.processing.styles import StyleStore
+
+STYLES_FILE = "styles.csv"  # in the data folder: the file A1111's style editor (and ours) writes
 
 
 @dataclass
@@ -25,16 +30,35 @@ class Runtime:
     loras: LoraLibrary
     settings: SettingsStore
     upscalers: UpscalerLibrary
+    styles: StyleStore
+    previewer: LatentPreviewer = field(default_factory=LatentPreviewer)
     queue: GenerationQueue = field(default_factory=GenerationQueue)
 
     @property
     def registry(self) -> CheckpointRegistry:
         return self.models.registry
 
+    def new_job(self, settings: Settings | None = None) -> JobState:
+        """The one job factory for UI, API and scripts: a live preview every N steps, as `settings` say."""
+        settings = settings or self.settings.current
+        job = JobState()
+        if settings.live_previews_enable and settings.show_progress_every_n_steps > 0:
+            job.preview_every = settings.show_progress_every_n_steps
+            # Looked up at preview time, on the generating thread that holds the model lock: the job's own model.
+            job.make_preview = lambda latents: self.previewer.render(self.models.loaded, self.models.device, latents)
+        return job
+
 
 def build_runtime(folders: Folders, device: DeviceConfig | None = None, *, hashing: bool = True) -> Runtime:
     cache = HashCache(folders.data / "cache.json")
     registry = CheckpointRegistry(folders.checkpoints, folders.vae, cache, hashing=hashing)
     manager = ModelManager(registry, device or device_config())
-    return Runtime(folders, manager, EmbeddingLibrary(folders.embeddings), LoraLibrary(list(folders.lora)),
-                   SettingsStore(folders.data / "config.json"), UpscalerLibrary(list(folders.upscalers), manager.device))
+    return Runtime(
+        folders,
+        manager,
+        EmbeddingLibrary(folders.embeddings),
+        LoraLibrary(list(folders.lora)),
+        SettingsStore(folders.data / "config.json"),
+        UpscalerLibrary(list(folders.upscalers), manager.device),
+        StyleStore(folders.data / STYLES_FILE),
+    )

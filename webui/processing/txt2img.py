@@ -5,28 +5,24 @@ import logging
 from dataclasses import replace
 
 from webui.processing.hires import check_target, check_upscaler, hires_infotext, hires_pass, upscale_for_hires
-from webui.processing.infotext import format_infotext
 from webui.processing.interrupts import interruptible
 from webui.processing.jobs import ImageSkipped, JobInterrupted, JobState
 from webui.processing.network_stack import activate_networks
 from webui.processing.noise import fix_seed, seeds_for_batch
 from webui.processing.pipeline import (
     VERSION,
-    GenerationResult,
     SamplingPass,
     base_infotext_params,
-    decode_to_pil,
-    finish_grid,
     initial_noise,
-    inpainting_conditioning,
     prepare_prompts,
     run_pass,
     sampler_settings,
-    store_image,
 )
 from webui.processing.request import Txt2ImgRequest
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
-from webui.sampling.names import resolve_sampler
+from webui.processing.saving import finish_grid, store_image
+from webui.processing.vae import decode_to_pil, inpainting_conditioning
 
 __all__ = ["GenerationResult", "VERSION", "txt2img"]
 log = logging.getLogger(__name__)
@@ -35,14 +31,14 @@ log = logging.getLogger(__name__)
 def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = None) -> GenerationResult:
     job = job or JobState()
     # 1. Check inputs: the request type validated fields; resolve names before any model work.
-    sampler, schedule = resolve_sampler(request.sampler_name, request.scheduler)
+    sampler, schedule = request.sampler, request.schedule  # resolved when the request was built
     if request.enable_hr:
         check_upscaler(request.hr_upscaler, runtime)
         check_target(request, 8)  # impossible sizes fail before model work; redone with the model's latent scale
     total = request.batch_size * request.n_iter
     seed, subseed = fix_seed(request.seed), fix_seed(request.subseed)
     all_seeds, all_subseeds = seeds_for_batch(seed, subseed, request.subseed_strength, total)
-    result = GenerationResult(seeds=all_seeds, subseeds=all_subseeds)
+    result = GenerationResult()
     passes = 2 if request.enable_hr else 1
     job.job_count = request.n_iter * passes
     job.pass_names = ("First pass", "Hires pass") if request.enable_hr else ()
@@ -91,8 +87,8 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                      "TI hashes": ctx.embeddings.hashes_infotext(used) or None}
             for index, image in enumerate(images):
                 params = base_infotext_params(request, ctx, sampler, schedule, seeds[index], subseeds[index], runtime)
-                text = format_infotext(request.prompt, request.negative_prompt, {**params, **extra, "Version": VERSION})
-                store_image(result, image, text, seeds[index], request, runtime, "txt2img")
+                store_image(result, image, {**params, **extra, "Version": VERSION}, seeds[index], subseeds[index],
+                            request, runtime, "txt2img")
         job.job_no = job.job_count
 
     finish_grid(result, request, runtime, "txt2img")

@@ -34,7 +34,7 @@ def upscale_latents(latents: torch.Tensor, mode_name: str, height: int, width: i
         raise UserInputError(f"latent size must be positive, got {width}x{height}")
     mode, antialias = LATENT_UPSCALE_MODES[mode_name]
     # torch only accepts align_corners / antialias for the (bi)linear and bicubic modes.
-    options: dict[str, object] = {}
+    options: dict[str, bool] = {}
     if mode in ("bilinear", "bicubic"):
         options = {"antialias": antialias, "align_corners": False}
     dtype = latents.dtype

@@ -1,4 +1,4 @@
-"""Emphasis weights `(x)`, `[x]`, `(x:w)` and BREAK, via a small regex tokenizer (A1111's attention parser is regex-based too)."""
+"""Emphasis weights `(x)`, `[x]`, `(x:w)` and BREAK, via a small regex tokenizer (as A1111's attention parser)."""
 from __future__ import annotations
 
 import re

@@ -68,6 +68,7 @@ def parse_prompt(
     A negative prompt (`negative=True`) keeps its tags as literal text and is never split on AND.
     With `hires_steps` the schedules are those of the hires pass.
     """
+    tags: list[ExtraNetworkTag]
     if negative:
         stripped, tags = text, []
         parts = [(text, 1.0)]

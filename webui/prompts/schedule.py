@@ -1,4 +1,4 @@
-"""Prompt-editing and alternation schedules: Lark LALR grammar (prompt.lark) + bracket-pairing post-lexer + Transformer."""
+"""Prompt-editing and alternation schedules: Lark LALR grammar (prompt.lark), bracket-pairing post-lexer."""
 from __future__ import annotations
 
 import math

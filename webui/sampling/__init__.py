@@ -2,8 +2,15 @@
 from webui.sampling.common import Denoiser, NoiseSource, StepCallback, StepInfo, UncondDenoiser
 from webui.sampling.denoisers import CFGDenoiser, ModelDenoiser
 from webui.sampling.names import (
-    SAMPLER_NAMES, SCHEDULE_NAMES, SamplerName, ScheduleName, UnknownSamplerError, find_sampler, find_schedule,
-    resolve_sampler, schedule_label_for_infotext,
+    SAMPLER_NAMES,
+    SCHEDULE_NAMES,
+    SamplerName,
+    ScheduleName,
+    UnknownSamplerError,
+    find_sampler,
+    find_schedule,
+    resolve_sampler,
+    schedule_label_for_infotext,
 )
 from webui.sampling.noise import BrownianNoise, GeneratorNoise, make_noise_source
 from webui.sampling.registry import SAMPLER_FUNCTIONS, SamplerSettings, img2img_steps, run_sampler, sample

@@ -25,7 +25,8 @@ class ModelDenoiser:
     The UNet sees x_vp = x / sqrt(sigma^2 + 1) at t = sigma_to_t(sigma). With alpha = 1/sqrt(sigma^2+1) and
     sigma_vp = sigma * alpha:
     - eps: x_vp = alpha x0 + sigma_vp eps, so D = x - sigma * eps.
-    - v: v = alpha eps - sigma_vp x0, so x0 = alpha x_vp - sigma_vp v = x / (sigma^2 + 1) - sigma / sqrt(sigma^2 + 1) * v.
+    - v: v = alpha eps - sigma_vp x0, so x0 = alpha x_vp - sigma_vp v
+      = x / (sigma^2 + 1) - sigma / sqrt(sigma^2 + 1) * v.
     """
 
     def __init__(self, unet_call: UNetCall, schedule: DiscreteSchedule,
@@ -84,7 +85,7 @@ class CFGDenoiser:
         uncond = outputs[-1]
         scale = self.cfg_scale * scale_multiplier
         denoised = uncond.clone()
-        for (_, weight), out in zip(conds, outputs[:-1]):
+        for (_, weight), out in zip(conds, outputs[:-1], strict=True):
             denoised += (out - uncond) * (weight * scale)
         return denoised, uncond
 
@@ -101,8 +102,28 @@ class CFGDenoiser:
             out = self.model(torch.cat([x] * len(indices)), torch.cat([sigma] * len(indices)), joined)
             for slot, index in enumerate(indices):
                 results[index] = out[slot * batch:(slot + 1) * batch]
-        return results  # type: ignore[return-value]
+        return [result for result in results if result is not None]  # every index belongs to one group
 
 
 def _signature(cond: Cond) -> tuple:
     return tuple(sorted((key, tuple(value.shape[1:]), value.dtype) for key, value in cond.items()))
+
+
+class MaskBlendDenoiser:
+    """A1111's inpainting with a normal model: each step's prediction keeps the init latent outside the mask."""
+
+    def __init__(self, inner: CFGDenoiser, init_latent: Tensor, keep: Tensor) -> None:
+        self.inner = inner
+        self.init_latent = init_latent
+        self.keep = keep
+
+    def _blend(self, denoised: Tensor) -> Tensor:
+        return denoised * (1 - self.keep) + self.init_latent * self.keep
+
+    def __call__(self, x: Tensor, sigma: Tensor, *, step: int = 0) -> Tensor:
+        return self._blend(self.inner(x, sigma, step=step))
+
+    def denoise_with_uncond(self, x: Tensor, sigma: Tensor, scale_multiplier: float = 1.0, *,
+                            step: int = 0) -> tuple[Tensor, Tensor]:
+        denoised, uncond = self.inner.denoise_with_uncond(x, sigma, scale_multiplier, step=step)
+        return self._blend(denoised), uncond

@@ -72,20 +72,15 @@ def make_noise_source(
     generators: Sequence[torch.Generator] | None,
     sigma_min: float,
     sigma_max: float,
-    *,
-    ensd: int = 0,
 ) -> NoiseSource:
     """The noise source A1111 would use for this sampler.
 
     Brownian-flagged samplers get per-seed Brownian trees over [sigma_min, sigma_max]. Others continue the
-    per-image generators (the ones that drew the initial noise); when `ensd` is non-zero and the sampler uses
-    ENSD, fresh generators seeded with seed + ensd replace them, as A1111 does. The caller's generators are
-    never re-seeded in place.
+    per-image generators (the ones that drew the initial noise; processing.noise.image_noise re-seeds them for
+    ENSD), or fresh ones from the seeds when none are given.
     """
     if sampler.brownian:
         return BrownianNoise(x, seeds, sigma_min, sigma_max)
-    if ensd and sampler.uses_ensd:
-        generators = [torch.Generator("cpu").manual_seed(int(s) + int(ensd)) for s in seeds]
-    elif generators is None:
+    if generators is None:
         generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     return GeneratorNoise(x, generators)

@@ -5,7 +5,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -15,7 +15,7 @@ from webui.sampling import samplers_dpmpp as dpmpp
 from webui.sampling import samplers_euler as euler
 from webui.sampling import samplers_timestep as timestep
 from webui.sampling.common import NoiseSource, StepCallback
-from webui.sampling.names import SamplerName, find_sampler, resolve_sampler
+from webui.sampling.names import SamplerName, ScheduleName, find_sampler, resolve_sampler
 from webui.sampling.noise import make_noise_source
 from webui.sampling.schedules import DiscreteSchedule, build_sigmas, ddim_timesteps, unipc_sigmas
 
@@ -50,7 +50,7 @@ class SamplerSettings:
         """
         if value is None:
             return cls()
-        if isinstance(value, cls):
+        if isinstance(value, SamplerSettings):
             return value
         values = dict(value)
         eta = values.pop("eta", None)
@@ -109,9 +109,23 @@ class _StepCounter:
         return self.inner(x, sigma, step=self._next())
 
 
+@runtime_checkable
+class _SteppedUncondDenoiser(Protocol):
+    """What `sample` may be given: `common.UncondDenoiser` plus the model-call index as `step`."""
+
+    def __call__(self, x: Tensor, sigma: Tensor, *, step: int) -> Tensor: ...
+
+    def denoise_with_uncond(self, x: Tensor, sigma: Tensor, scale_multiplier: float, *,
+                            step: int) -> tuple[Tensor, Tensor]: ...
+
+
 class _UncondStepCounter(_StepCounter):
+    def __init__(self, inner: _SteppedUncondDenoiser):
+        super().__init__(inner)
+        self.uncond_inner = inner
+
     def denoise_with_uncond(self, x: Tensor, sigma: Tensor, scale_multiplier: float = 1.0) -> tuple[Tensor, Tensor]:
-        return self.inner.denoise_with_uncond(x, sigma, scale_multiplier, step=self._next())
+        return self.uncond_inner.denoise_with_uncond(x, sigma, scale_multiplier, step=self._next())
 
 
 def eta_for_infotext(sampler_name: str, eta: float | None) -> float | None:
@@ -151,8 +165,7 @@ def run_sampler(sampler: SamplerName | str, denoiser: Callable[..., Tensor], x: 
     spec = find_sampler(sampler) if isinstance(sampler, str) else sampler
     fn = SAMPLER_FUNCTIONS[spec.name][0]
     kwargs = _sampler_kwargs(spec, SamplerSettings.from_any(settings))
-    counter_cls = _UncondStepCounter if hasattr(denoiser, "denoise_with_uncond") else _StepCounter
-    counted = counter_cls(denoiser)
+    counted = _UncondStepCounter(denoiser) if isinstance(denoiser, _SteppedUncondDenoiser) else _StepCounter(denoiser)
     if spec.name in ("DPM fast", "DPM adaptive"):
         positive = sigmas[sigmas > 0]
         lo, hi = float(positive.min()), float(sigmas.max())
@@ -190,8 +203,8 @@ def _timestep_grid(sampler: SamplerName, model: DiscreteSchedule, steps: int, t_
 
 
 def sample(
-    sampler_name: str,
-    schedule: str | None,
+    sampler_name: SamplerName | str,
+    schedule: ScheduleName | str | None,
     denoiser: Callable[..., Tensor],
     x_unit_noise: Tensor,
     model_schedule: DiscreteSchedule,
@@ -203,7 +216,6 @@ def sample(
     denoise_strength: float | None = None,
     init_latent: Tensor | None = None,
     settings: SamplerSettings | Mapping[str, Any] | None = None,
-    ensd: int = 0,
     is_sdxl: bool = False,
 ) -> Tensor:
     """Sample latents the way A1111 does for this sampler/schedule pair.
@@ -215,21 +227,25 @@ def sample(
     their input is unit VP noise (txt2img) and their output is the VP latent at the grid's last timestep,
     exactly as A1111 feeds and returns them.
     """
-    sampler, sched = resolve_sampler(sampler_name, schedule)
+    if isinstance(sampler_name, SamplerName) and isinstance(schedule, ScheduleName):
+        sampler, sched = sampler_name, schedule  # already resolved where the request was built
+    else:
+        sampler, sched = resolve_sampler(str(sampler_name), None if schedule is None else str(schedule))
     opts = SamplerSettings.from_any(settings)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    img2img = init_latent is not None
-    if img2img and denoise_strength is None:
-        raise ValueError("img2img needs denoise_strength along with init_latent")
-    total, t_enc = img2img_steps(steps, denoise_strength, opts.img2img_fix_steps) if img2img else (steps, None)
-    noise_scale = opts.initial_noise_multiplier if img2img else 1.0
+    total, t_enc = steps, 0
+    if init_latent is not None:
+        if denoise_strength is None:
+            raise ValueError("img2img needs denoise_strength along with init_latent")
+        total, t_enc = img2img_steps(steps, denoise_strength, opts.img2img_fix_steps)
+    noise_scale = opts.initial_noise_multiplier if init_latent is not None else 1.0
 
     if sampler.timestep_sampler:
-        grid, start = _timestep_grid(sampler, model_schedule, total, t_enc, opts)
+        grid, start = _timestep_grid(sampler, model_schedule, total, t_enc if init_latent is not None else None, opts)
         # A1111 feeds these samplers VP latents: unit noise for txt2img, sqrt(a) (init + sigma noise) for img2img;
         # rescale to the sigma parameterisation of the grid's first level.
-        if img2img:
+        if init_latent is not None:
             x_vp = (init_latent + x_unit_noise * noise_scale * start) / math.sqrt(1 + start**2)
         else:
             x_vp = x_unit_noise
@@ -241,12 +257,15 @@ def sample(
         sigmas = build_sigmas(sampler, sched, model_schedule, total, is_sdxl=is_sdxl, sigma_min=opts.sigma_min,
                               sigma_max=opts.sigma_max, rho=opts.rho,
                               always_discard_penultimate=opts.always_discard_penultimate_sigma)
-        if img2img:
+        x = x_unit_noise * noise_scale
+        if init_latent is not None:
             sigmas = sigmas[total - t_enc - 1:]
-        x = x_unit_noise * noise_scale * float(sigmas[0]) + (init_latent if img2img else 0)
+            x = x * float(sigmas[0]) + init_latent
+        else:
+            x = x * float(sigmas[0])
     sigmas = sigmas.to(x.device)
     positive = sigmas[sigmas > 0]
-    noise = make_noise_source(sampler, x, seeds, generators, float(positive.min()), float(sigmas.max()), ensd=ensd)
+    noise = make_noise_source(sampler, x, seeds, generators, float(positive.min()), float(sigmas.max()))
     out = run_sampler(sampler, denoiser, x, sigmas, noise=noise, callback=callback, settings=opts)
     if sampler.timestep_sampler and float(sigmas[-1]) > 0:
         out = out / math.sqrt(1 + float(sigmas[-1]) ** 2)

@@ -88,7 +88,8 @@ def sample_dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise:
         raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
     s = sigmas.tolist()
     n = len(s) - 1
-    old_denoised, h_last = None, None
+    old_denoised: Tensor | None = None
+    h_last: float | None = None
     for i in range(n):
         denoised = call(denoiser, x, s[i])
         if s[i + 1] == 0:
@@ -97,7 +98,7 @@ def sample_dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise:
             h = math.log(s[i]) - math.log(s[i + 1])
             eta_h = eta * h
             x = (s[i + 1] / s[i]) * math.exp(-eta_h) * x - math.expm1(-h - eta_h) * denoised
-            if old_denoised is not None:
+            if old_denoised is not None and h_last is not None:
                 r = h_last / h
                 if solver_type == "heun":
                     coeff = -math.expm1(-h - eta_h) / (-h - eta_h) + 1
@@ -124,11 +125,13 @@ def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise:
     """DPM-Solver++(3M) SDE: third-order multistep on the data prediction with exact SDE noise."""
     s = sigmas.tolist()
     n = len(s) - 1
-    d_1 = d_2 = None  # the two previous data predictions
-    h_1 = h_2 = None  # the two previous lambda steps
+    d_1: Tensor | None = None  # the two previous data predictions
+    d_2: Tensor | None = None
+    h_1: float | None = None  # the two previous lambda steps
+    h_2: float | None = None
     for i in range(n):
         denoised = call(denoiser, x, s[i])
-        h = None
+        h: float | None = None
         if s[i + 1] == 0:
             x = denoised
         else:
@@ -136,7 +139,7 @@ def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise:
             h_eta = h * (eta + 1)
             x = math.exp(-h_eta) * x - math.expm1(-h_eta) * denoised
             phi_2 = math.expm1(-h_eta) / h_eta + 1
-            if h_2 is not None:
+            if h_2 is not None and h_1 is not None and d_1 is not None and d_2 is not None:
                 r0, r1 = h_1 / h, h_2 / h
                 diff_0 = (denoised - d_1) / r0
                 diff_1 = (d_1 - d_2) / r1
@@ -144,7 +147,7 @@ def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise:
                 second = (diff_0 - diff_1) / (r0 + r1)
                 phi_3 = phi_2 / h_eta - 0.5
                 x = x + phi_2 * first - phi_3 * second
-            elif h_1 is not None:
+            elif h_1 is not None and d_1 is not None:
                 x = x + phi_2 * (denoised - d_1) / (h_1 / h)
             if eta:
                 x = x + noise(s[i], s[i + 1]) * s[i + 1] * math.sqrt(-math.expm1(-2 * h * eta)) * s_noise

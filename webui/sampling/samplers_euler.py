@@ -8,7 +8,14 @@ import torch
 from torch import Tensor
 
 from webui.sampling.common import (
-    Denoiser, NoiseSource, StepCallback, ancestral_step, call, churned_derivative, report, to_d,
+    Denoiser,
+    NoiseSource,
+    StepCallback,
+    ancestral_step,
+    call,
+    churned_derivative,
+    report,
+    to_d,
 )
 from webui.sampling.schedules import karras_sigmas
 
@@ -129,14 +136,14 @@ def sample_lms(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSou
         history = history[-order:]
         cur = len(history)
         coeffs = [_lms_coefficient(s, i, cur, j) for j in range(cur)]
-        x = x + sum(c * d for c, d in zip(coeffs, reversed(history)))
+        x = x + sum(c * d for c, d in zip(coeffs, reversed(history), strict=True))
         report(callback, i, n, s[i], s[i + 1], x, denoised)
     return x
 
 
 def sample_lcm(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSource,
                callback: StepCallback | None = None) -> Tensor:
-    """Multistep consistency sampling (Luo et al. 2023, Algorithm 1): jump to the data estimate, re-noise to the next sigma."""
+    """Multistep consistency sampling (Luo et al. 2023, Alg. 1): jump to the data estimate, re-noise to next sigma."""
     s = sigmas.tolist()
     n = len(s) - 1
     for i in range(n):
@@ -169,7 +176,7 @@ def _restart_plan(sigmas: Tensor) -> list[tuple[float, float]]:
             # restart_steps + 1 Karras points from sigma_max=2 down to 0.1, without the terminal zero
             seg = karras_sigmas(restart_steps + 1, s[restart_at], s[restart_top])[:-1].tolist()
             for _ in range(restart_times):
-                plan.extend(zip(seg[:-1], seg[1:]))
+                plan.extend(zip(seg[:-1], seg[1:], strict=True))
     return plan
 
 

@@ -122,14 +122,16 @@ def _unipc_step(denoiser: Denoiser, x: Tensor, models: list[Tensor], sigmas_prev
     if diffs:
         # order 2 uses the h -> 0 limit 1/2, as the UniPC authors do, rather than solving a 1x1 system
         rhos_p = [0.5] if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1]).tolist()
-        x_new = x_base - b_h * sum(r * d for r, d in zip(rhos_p, diffs))
+        x_new = x_base - b_h * sum(r * d for r, d in zip(rhos_p, diffs, strict=True))
     else:
         x_new = x_base
     if not use_corrector:
         return x_new, None
     model_new = call(denoiser, x_new, sigma)
     rhos_c = [0.5] if order == 1 else torch.linalg.solve(R, b).tolist()
-    correction = sum((r * d for r, d in zip(rhos_c[:-1], diffs)), torch.zeros_like(x)) + rhos_c[-1] * (model_new - m0)
+    correction = sum((r * d for r, d in zip(rhos_c[:-1], diffs, strict=True)), torch.zeros_like(x)) + rhos_c[-1] * (
+        model_new - m0
+    )
     return x_base - b_h * correction, model_new
 
 
@@ -156,6 +158,7 @@ def sample_unipc(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseS
         x, model_x = _unipc_step(denoiser, x, models, sigmas_prev, s[step], step_order, variant, not last)
         report(callback, step - 1, steps, s[step - 1], s[step], x, models[-1] if model_x is None else model_x)
         if not last:
+            assert model_x is not None  # the corrector runs on every step but the last
             models = (models + [model_x])[-order:]
             sigmas_prev = (sigmas_prev + [s[step]])[-order:]
     return x

@@ -163,7 +163,9 @@ def ddim_sigmas(n: int, model: DiscreteSchedule) -> Tensor:
     return _append_zero(table[1::stride].flip(0))
 
 
-def beta_sigmas(n: int, sigma_min: float, sigma_max: float, alpha: float = BETA_ALPHA, beta: float = BETA_BETA) -> Tensor:
+def beta_sigmas(
+    n: int, sigma_min: float, sigma_max: float, alpha: float = BETA_ALPHA, beta: float = BETA_BETA
+) -> Tensor:
     """Lee et al. 2024 as in A1111 v1.10.1: Beta(alpha, beta) quantiles mapped linearly onto [sigma_min, sigma_max]."""
     from scipy import stats  # imported here: scipy is heavy and only this schedule needs it
 

@@ -10,8 +10,8 @@ from webui.processing.img2img import img2img
 from webui.processing.infotext import format_params_line
 from webui.processing.jobs import JobState
 from webui.processing.outputs import dated_folder, save_grid
-from webui.processing.pipeline import GenerationResult
 from webui.processing.request import GenerationRequest, Img2ImgRequest, make_request
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.styles import StyleStore
 from webui.processing.txt2img import txt2img

@@ -9,8 +9,8 @@ from PIL import Image
 from webui.errors import UserInputError
 from webui.processing.jobs import JobState
 from webui.processing.noise import fix_seed
-from webui.processing.pipeline import GenerationResult
 from webui.processing.request import GenerationRequest
+from webui.processing.results import GenerationResult
 from webui.scripts.common import (
     ScriptContext,
     merged_warnings,
@@ -78,12 +78,9 @@ def run_matrix(request: GenerationRequest, args: MatrixArgs, ctx: ScriptContext,
         requests.append(with_fields(request, fields))
     done, interrupted = run_cells(requests, list(range(len(requests))), ctx, job, noun="image")
     result = GenerationResult(interrupted=interrupted, warnings=merged_warnings(done.values()))
-    for index, cell in sorted(done.items()):
-        if cell.images:
-            result.images.append(cell.images[0])
-            result.infotexts.append(cell.infotexts[0])
-            result.seeds.append(requests[index].seed)
-            result.subseeds.append(requests[index].subseed)
+    for _, cell in sorted(done.items()):
+        if cell.items:
+            result.add(cell.items[0])
     if not result.images or result.interrupted:
         return result  # a partial matrix has no meaningful layout: the finished pictures only
     columns, rows = matrix_labels(parts)
@@ -91,6 +88,6 @@ def run_matrix(request: GenerationRequest, args: MatrixArgs, ctx: ScriptContext,
     result.grid = annotate(cells, len(columns), len(rows), columns, rows, int(args.margin_size))
     result.grid_infotext = result.infotexts[0]
     path = save_script_grid(result.grid, result.grid_infotext, request, ctx.runtime, GRID_BASENAME)
-    result.paths = [path] if path else []
+    result.grid_path = path
     return result
 

@@ -10,8 +10,8 @@ from typing import Any, Callable
 from webui.errors import UserInputError
 from webui.processing.jobs import JobState
 from webui.processing.noise import fix_seed
-from webui.processing.pipeline import GenerationResult
 from webui.processing.request import GenerationRequest
+from webui.processing.results import GenerationResult
 from webui.sampling.names import SAMPLER_NAMES, find_sampler
 from webui.scripts.common import ScriptContext, merged_warnings, request_fields, run_cells, with_fields
 
@@ -147,9 +147,5 @@ def run_prompts_file(request: GenerationRequest, args: PromptsFileArgs, ctx: Scr
     result = GenerationResult(interrupted=interrupted or any(r.interrupted for r in done.values()),
                               warnings=merged_warnings(done.values()))
     for _, line_result in sorted(done.items()):
-        result.images += line_result.images
-        result.infotexts += line_result.infotexts
-        result.seeds += line_result.seeds[:len(line_result.images)]
-        result.subseeds += line_result.subseeds[:len(line_result.images)]
-        result.paths += line_result.paths
+        result.items += line_result.items
     return result

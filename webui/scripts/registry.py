@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 from webui.errors import UserInputError
 from webui.processing.jobs import JobState
-from webui.processing.pipeline import GenerationResult
 from webui.processing.request import GenerationRequest
+from webui.processing.results import GenerationResult
 from webui.scripts.axes import axes_for
 from webui.scripts.common import ScriptContext, mode_of
 from webui.scripts.matrix import TITLE as MATRIX_TITLE

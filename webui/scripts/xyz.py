@@ -1,7 +1,7 @@
 """The X/Y/Z plot: every value combination rendered by the normal generate call, then one labelled grid."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image
@@ -9,8 +9,8 @@ from PIL import Image
 from webui.errors import UserInputError
 from webui.processing.jobs import JobState
 from webui.processing.noise import fix_seed
-from webui.processing.pipeline import GenerationResult
 from webui.processing.request import GenerationRequest
+from webui.processing.results import GenerationResult, ImageResult
 from webui.scripts.axes import Axis, find_axis, fix_axis_seeds, typed_values
 from webui.scripts.common import (
     ScriptContext,
@@ -161,11 +161,12 @@ def run_xyz(request: GenerationRequest, args: XyzArgs, ctx: ScriptContext, job: 
     total = len(plan.requests)
     results, interrupted = run_cells(plan.requests, plan.order, ctx, job)
     result = GenerationResult(interrupted=interrupted, warnings=merged_warnings(results.values()))
-    cells: list[Image.Image | None] = [None] * total
-    texts: list[str | None] = [None] * total
+    records: list[ImageResult | None] = [None] * total
     for index, cell in results.items():
-        if cell.images:
-            cells[index], texts[index] = cell.images[0], cell.infotexts[0]
+        if cell.items:
+            records[index] = cell.items[0]
+    cells = [record.image if record else None for record in records]
+    texts = [record.infotext if record else None for record in records]
     done = [i for i in range(total) if cells[i] is not None]
     if not done:
         return result
@@ -178,15 +179,17 @@ def run_xyz(request: GenerationRequest, args: XyzArgs, ctx: ScriptContext, job: 
     first_text = texts[done[0]] or ""
     result.grid_infotext = append_params(first_text, grid_params(plan))
     saved = save_script_grid(result.grid, result.grid_infotext, request, ctx.runtime, GRID_BASENAME)
+    first = records[done[0]]
+    assert first is not None
     if args.include_sub_grids and len(sub_grids) > 1:
         for iz, sub_grid in enumerate(sub_grids):
-            result.images.append(sub_grid)
-            result.infotexts.append(texts[iz * nx * ny] or first_text)
+            # A sub-grid carries the record of its first cell (seed, prompt, infotext), not a file of its own.
+            source = records[iz * nx * ny] or first
+            result.add(replace(source, image=sub_grid, infotext=texts[iz * nx * ny] or first_text, path=None))
     if args.include_lone_images:
         for index in done:
-            result.images.append(cells[index])  # type: ignore[arg-type]
-            result.infotexts.append(texts[index] or "")
-    result.seeds = [plan.requests[i].seed for i in done]
-    result.subseeds = [plan.requests[i].subseed for i in done]
-    result.paths = [saved] if saved else []
+            record = records[index]
+            assert record is not None
+            result.add(record)
+    result.grid_path = saved
     return result

@@ -8,9 +8,7 @@ import gradio as gr
 from PIL import Image
 
 from webui.errors import UserInputError
-from webui.processing.previews import LatentPreviewer
 from webui.processing.runtime import Runtime
-from webui.processing.styles import StyleStore
 from webui.ui.client import CLIENT_JS, CSS, DARK_THEME_JS
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs
@@ -50,8 +48,8 @@ def pasted_values(infotext: str, targets: dict, mode: str) -> list[Any]:
 
 def build_ui(runtime: Runtime) -> gr.Blocks:
     settings = runtime.settings.current
-    style_store = StyleStore(runtime.folders.data / "styles.csv")
-    jobs, previewer, thumbnails = SessionJobs(), LatentPreviewer(), ThumbnailCache()
+    style_store, previewer = runtime.styles, runtime.previewer
+    jobs, thumbnails = SessionJobs(), ThumbnailCache()
     with gr.Blocks(title="Stable Diffusion WebUI") as demo:
         with gr.Row(elem_id="quicksettings"):
             choices = checkpoint_choices(runtime)
@@ -144,7 +142,9 @@ def _wire_defaults(demo: gr.Blocks, runtime: Runtime, top: TopBar, tabs: list) -
         return [s.default_sampler_name, s.default_scheduler, s.default_steps, s.default_width, s.default_height,
                 s.default_cfg_scale] * len(tabs)
 
-    demo.load(defaults, None, outputs, show_progress="hidden", concurrency_limit=None)
+    # The page marks itself once the defaults are in, so a script (or a browser test) can wait for that state.
+    demo.load(defaults, None, outputs, show_progress="hidden", concurrency_limit=None).then(
+        None, None, None, js="() => { document.body.dataset.defaultsLoaded = '1'; }", show_progress="hidden")
 
 
 def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img,

@@ -23,6 +23,10 @@ ALL_FOLDERS = "All"
 FAMILY_LABELS = MappingProxyType({"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL", "sdxl-refiner": "SDXL", "unknown": "?"})
 
 
+def _family_label(family: str | None) -> str:
+    return FAMILY_LABELS.get(family or "unknown", family or "?")
+
+
 @dataclass(frozen=True)
 class Card:
     """What one card shows; `insert` is the text a click puts into the prompt."""
@@ -84,8 +88,7 @@ def lora_cards(runtime: Runtime, default_weight: float) -> list[Card]:
         if info.base_model_version:
             lines.append("Base: " + info.base_model_version)
         if family_mismatch:
-            lines.append(f"Made for {FAMILY_LABELS.get(info.family, info.family)}; the loaded model is "
-                         f"{FAMILY_LABELS.get(family, family)}")
+            lines.append(f"Made for {_family_label(info.family)}; the loaded model is {_family_label(family)}")
         for text in (info.user.notes, info.user.description):
             if text:
                 lines.append(text)
@@ -131,8 +134,8 @@ class ThumbnailCache:
         with self._lock:
             if key not in self._cache:
                 try:
-                    with Image.open(path) as image:
-                        image = image.convert("RGB")
+                    with Image.open(path) as opened:
+                        image = opened.convert("RGB")
                         image.thumbnail((THUMBNAIL[0] * 2, THUMBNAIL[1] * 2))
                         buffer = io.BytesIO()
                         image.save(buffer, format="JPEG", quality=85)

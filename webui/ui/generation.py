@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import html
 import threading
-from typing import Any, Callable, Iterator, cast
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 import torch
 
 from webui.processing.jobs import JobState
-from webui.processing.previews import LatentPreviewer
 from webui.processing.runtime import Runtime
 from webui.processing.txt2img import GenerationResult
 from webui.ui.result_files import saved_html
@@ -79,17 +78,6 @@ def readable_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def make_job(runtime: Runtime, previewer: LatentPreviewer) -> JobState:
-    settings = runtime.settings.current
-    job = JobState()
-    if settings.live_previews_enable and settings.show_progress_every_n_steps > 0:
-        job.preview_every = settings.show_progress_every_n_steps
-        # The model is looked up at preview time: it is the one loaded for this job while it samples.
-        job.make_preview = lambda latents: previewer.render(runtime.models.loaded, runtime.models.device,
-                                                          cast(torch.Tensor, latents))
-    return job
-
-
 def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: JobState,
                       work: Callable[[JobState], GenerationResult], *, prefix: str = "",
                       local: bool = False) -> Iterator[tuple[Any, Any, Any, Any]]:
@@ -128,5 +116,5 @@ def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: Jo
     grid_text = result.grid_infotext or (result.infotexts[0] if result.infotexts else "")
     infotexts = ([grid_text] if result.grid is not None else []) + result.infotexts
     note = "Interrupted: showing the finished images." if result.interrupted else ""
-    saved = saved_html(result.paths, prefix, local)
+    saved = saved_html(([result.grid_path] if result.grid_path else []) + result.paths, prefix, local)
     yield images, infotexts, (infotexts[0] if infotexts else ""), f"<div class='sdw-progress'>{note}{saved}</div>"

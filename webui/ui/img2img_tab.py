@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -10,13 +9,12 @@ from PIL import Image, ImageChops
 
 from webui.errors import UserInputError
 from webui.processing.img2img import img2img
-from webui.processing.png_info import pnginfo_for
+from webui.processing.img2img_batch import BatchFolders, img2img_batch
 from webui.processing.request import INPAINTING_FILLS, RESIZE_MODES, Img2ImgRequest, make_request
 from webui.processing.runtime import Runtime
 from webui.processing.styles import StyleStore
-from webui.processing.txt2img import GenerationResult
 from webui.ui.extra_networks import ThumbnailCache
-from webui.ui.generation import SessionJobs, make_job, stream_generation
+from webui.ui.generation import SessionJobs, stream_generation
 from webui.ui.i18n import t, translated_choices
 from webui.ui.img2img_size import resize_by_values, size_controls, wire_size_controls
 from webui.ui.interrogate_button import add_interrogate_button
@@ -184,8 +182,9 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                           inpainting_fill=int(data[extra["fill"]]), inpaint_full_res=bool(data[extra["full_res"]]),
                           inpaint_full_res_padding=int(data[extra["padding"]]))
             if data[mode] == "Batch":
-                work = _batch_work(runtime, values, data[extra["batch_in"]], data[extra["batch_out"]],
-                                   data[extra["batch_mask"]])
+                folders = BatchFolders(data[extra["batch_in"]] or "", data[extra["batch_out"]] or "",
+                                       data[extra["batch_mask"]] or "")
+                work = lambda running: img2img_batch(values, folders, runtime, running)  # noqa: E731
             else:
                 image, mask = init_and_mask(data[mode], data, tab)
                 values.update(resize_by_values(data, sizes, image))
@@ -194,7 +193,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                     lambda running: img2img(generation_request, runtime, running))
         except UserInputError as error:
             raise gr.Error(str(error)) from None
-        yield from stream_generation(runtime, jobs, request.session_hash or "anonymous", make_job(runtime, previewer),
+        yield from stream_generation(runtime, jobs, request.session_hash or "anonymous", runtime.new_job(),
                                      work, prefix="img2img", local=is_local(request))
 
     prompts.generate.click(on_generate, inputs, [output.gallery, output.infotexts, output.infotext, prompts.progress],
@@ -204,43 +203,3 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                          concurrency_limit=None)
     return tab
 
-
-def _batch_work(runtime: Runtime, values: dict, input_dir: str, output_dir: str, mask_dir: str):
-    """A1111's Batch sub-tab: every picture of a folder (with same-name masks when given) into another folder."""
-    source = Path(input_dir or "").expanduser()
-    if not input_dir or not source.is_dir():
-        raise UserInputError(f"Batch: input directory {input_dir!r} does not exist")
-    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise UserInputError(f"Batch: no images in {source}")
-    target = Path(output_dir).expanduser() if output_dir else None
-    masks = Path(mask_dir).expanduser() if mask_dir else None
-
-    def work(job) -> GenerationResult:
-        total = GenerationResult()
-        for path in files:
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")
-            mask = None
-            if masks is not None:
-                candidates = [m for m in masks.glob(path.stem + ".*") if m.suffix.lower() in IMAGE_SUFFIXES]
-                if candidates:
-                    with Image.open(candidates[0]) as opened:
-                        mask = opened.convert("L")
-            request = make_request(Img2ImgRequest, {**values, "init_images": [image], "mask": mask,
-                                                    "save_images": target is None})
-            result = img2img(request, runtime, job)
-            for index, (picture, text) in enumerate(zip(result.images, result.infotexts, strict=True)):
-                if target is not None:
-                    target.mkdir(parents=True, exist_ok=True)
-                    suffix = f"-{index}" if index else ""
-                    picture.save(target / f"{path.stem}{suffix}.png", pnginfo=pnginfo_for(text))
-            total.images += result.images
-            total.infotexts += result.infotexts
-            total.warnings += result.warnings
-            if result.interrupted:
-                total.interrupted = True
-                break
-        return total
-
-    return work

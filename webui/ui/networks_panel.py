@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -62,7 +62,7 @@ def network_tabs(prefix: str, runtime: Runtime, thumbnails: ThumbnailCache) -> l
             cards = gr.HTML(elem_id=f"{prefix}_{kind}_cards")
         tab = NetworkTab(kind, search, folder, cards)
         render = _renderer(tab, prefix, runtime, thumbnails, rescan=False)
-        quiet = dict(show_progress="hidden", concurrency_limit=None)
+        quiet: dict[str, Any] = dict(show_progress="hidden", concurrency_limit=None)
         search.change(render, [search, folder], [cards, folder], trigger_mode="always_last", **quiet)
         folder.change(render, [search, folder], [cards, folder], **quiet)
         refresh.click(_renderer(tab, prefix, runtime, thumbnails, rescan=True), [search, folder], [cards, folder],

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import gradio as gr
 from PIL import Image
@@ -100,7 +102,7 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
                     delete_style = gr.Button(t("Delete style"), elem_id=f"{prefix}_style_delete")
             progress = gr.HTML("", elem_id=f"{prefix}_progress")
 
-    quiet = dict(show_progress="hidden", concurrency_limit=None, trigger_mode="always_last")
+    quiet: dict[str, Any] = dict(show_progress="hidden", concurrency_limit=None, trigger_mode="always_last")
     prompt.change(lambda text: token_counter_html(text, 20), [prompt], [prompt_tokens], **quiet)
     negative.change(lambda text: token_counter_html(text, 20, negative=True), [negative], [negative_tokens], **quiet)
 
@@ -176,7 +178,7 @@ def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
                                      elem_id=f"{prefix}_subseed_strength")
         seed_resize_w = gr.Slider(0, 2048, value=0, step=8, label=t("Resize seed from width"))
         seed_resize_h = gr.Slider(0, 2048, value=0, step=8, label=t("Resize seed from height"))
-    quick = dict(show_progress="hidden", concurrency_limit=None)
+    quick: dict[str, Any] = dict(show_progress="hidden", concurrency_limit=None)
     sampler.change(on_sampler_typed, [sampler], [sampler, scheduler], **quick)
     swap.click(lambda w, h: (h, w), [width, height], [width, height], **quick)
     dice.click(lambda: -1, None, [seed], **quick)
@@ -244,5 +246,7 @@ def selected_image(gallery_value, index: int):
     if isinstance(image, Image.Image):
         return image
     path = getattr(image, "path", None) or (image.get("path") if isinstance(image, dict) else image)
+    if not isinstance(path, (str, Path)):
+        raise gr.Error("Generate or pick an image first")
     with Image.open(path) as opened:
         return opened.copy()

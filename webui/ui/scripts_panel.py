@@ -8,8 +8,8 @@ from typing import Any, Callable
 import gradio as gr
 
 from webui.processing.jobs import JobState
-from webui.processing.pipeline import GenerationResult
 from webui.processing.request import GenerationRequest
+from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.styles import StyleStore
 from webui.scripts import SCRIPTS, ScriptContext, run_script

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from gradio.blocks import Block
 
 from webui.errors import UserInputError
 from webui.processing.hires import known_upscalers
@@ -14,7 +15,7 @@ from webui.processing.styles import StyleStore
 from webui.processing.txt2img import txt2img
 from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
 from webui.ui.extra_networks import ThumbnailCache
-from webui.ui.generation import SessionJobs, make_job, stream_generation
+from webui.ui.generation import SessionJobs, stream_generation
 from webui.ui.i18n import t, translated_choices
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (
@@ -144,8 +145,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
             output = output_area("txt2img")
     card_actions("txt2img", runtime, thumbnails, tabs, output.gallery, output.selected, top.checkpoint)
 
-    inputs: set[gr.blocks.Block] = {
-              top.checkpoint, top.vae, top.clip_skip, prompts.prompt, prompts.negative, prompts.styles,
+    inputs: set[Block] = {top.checkpoint, top.vae, top.clip_skip, prompts.prompt, prompts.negative, prompts.styles,
               params.sampler, params.scheduler, params.steps, params.width, params.height, params.batch_count,
               params.batch_size, params.cfg_scale, params.seed, params.subseed, params.subseed_strength,
               params.seed_resize_w, params.seed_resize_h, hires.enable, hires.upscaler, hires.second_pass_steps,
@@ -158,7 +158,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
             generation_request = make_request(Txt2ImgRequest, values)
         except UserInputError as error:
             raise gr.Error(str(error)) from None
-        job = make_job(runtime, previewer)
+        job = runtime.new_job()
         session = request.session_hash or "anonymous"
         work = scripts.work(data, runtime, style_store, "txt2img", generation_request) or (
             lambda running: txt2img(generation_request, runtime, running))
