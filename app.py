@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from webui.offline import enforce_offline
 
@@ -80,11 +81,9 @@ def _api_router(args: argparse.Namespace, runtime: object) -> object:
     return build_api_router(runtime, flags, credentials)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def runtime_from_args(args: argparse.Namespace) -> Any:
+    """The Runtime the path and device flags describe (also built once per replica by `python -m webui.serve`)."""
     from webui.models.device import device_config
-    from webui.models.registry import BUNDLED_DEMO_STEM
     from webui.paths import Folders
     from webui.processing.runtime import build_runtime
 
@@ -94,7 +93,16 @@ def main(argv: list[str] | None = None) -> int:
                                                      args.swinir_models_path, args.dat_models_path))
     device = device_config(device=args.device, no_half=args.no_half, no_half_vae=args.no_half_vae,
                            medvram=args.medvram, lowvram=args.lowvram)
-    runtime = build_runtime(folders, device, hashing=not args.no_hashing)
+    return build_runtime(folders, device, hashing=not args.no_hashing)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from webui.models.registry import BUNDLED_DEMO_STEM
+
+    runtime = runtime_from_args(args)
+    folders, device = runtime.folders, runtime.models.device
     log = logging.getLogger("webui")
     checkpoints = runtime.registry.checkpoints()
     log.info("Device %s (%s); %d checkpoint(s) in %s", device.device, device.dtype, len(checkpoints), folders.checkpoints)
