@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
 from tests.networks.tiny import kohya_lora, lora_targets
@@ -121,6 +121,22 @@ def test_twenty_concurrent_requests_match_single_process_and_stick_to_their_stac
     assert len(multiplexed) == 2 and len(round_robin) == 2  # both replicas served
     assert max(multiplexed.values()) <= len(STACKS) + 2
     assert sum(multiplexed.values()) < sum(round_robin.values())
+
+
+def test_options_and_refresh_reach_every_replica(folders, cluster):
+    _deploy(folders, "multiplexed", multiplex=True)
+    api = f"http://127.0.0.1:{cluster}/sdapi/v1"
+    assert requests.get(f"{api}/options", timeout=30).json()["samples_format"] != "jpg"
+    assert requests.post(f"{api}/options", json={"samples_format": "jpg"}, timeout=30).status_code == 200
+    save_file({k: v.clone() for k, v in load_file(str(folders / "Lora" / "ink.safetensors")).items()},
+              str(folders / "Lora" / "fresh.safetensors"))
+    assert requests.post(f"{api}/refresh-loras", timeout=30).status_code == 200
+    # Each GET lands on a replica the router picks: every answer must already carry the change.
+    for _ in range(8):
+        assert requests.get(f"{api}/options", timeout=30).json()["samples_format"] == "jpg"
+        assert "fresh" in [lora["name"] for lora in requests.get(f"{api}/loras", timeout=30).json()]
+    (folders / "Lora" / "fresh.safetensors").unlink()
+    assert requests.post(f"{api}/options", json={"samples_format": "png"}, timeout=30).status_code == 200
 
 
 def _busy_replica_pid(port: int) -> int:
