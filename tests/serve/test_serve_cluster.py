@@ -60,7 +60,7 @@ def cluster(folders):
 
 
 def _deploy(folders: Path, name: str, multiplex: bool) -> None:
-    from webui.serve.__main__ import build_app, build_parser
+    from webui.serve.cli import build_app, build_parser
 
     argv = ["--ckpt-dir", str(DEFAULT_CHECKPOINT.parent), "--lora-dir", str(folders / "Lora"), "--device", "cpu",
             "--data-dir", str(folders / name), "--no-hashing", "--replicas", "2", "--torch-threads", "1",
