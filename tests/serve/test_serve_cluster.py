@@ -1,6 +1,7 @@
 """Two Ray Serve replicas on the demo model: bit-identical images, LoRA-aware routing, a replica killed mid-run."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -148,6 +149,19 @@ def _busy_replica_pid(port: int) -> int:
             return busy[0]
         time.sleep(0.1)
     raise AssertionError("no replica started a generation")
+
+
+def test_interrupt_reaches_the_replica_running_the_job(folders, cluster):
+    _deploy(folders, "multiplexed", multiplex=True)
+    api = f"http://127.0.0.1:{cluster}/sdapi/v1"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(requests.post, f"{api}/txt2img", json=_fields(STACKS[0], 3, steps=400), timeout=WAIT_S)
+        _busy_replica_pid(cluster)
+        started = time.monotonic()
+        assert requests.post(f"{api}/interrupt", timeout=30).status_code == 200
+        answer = slow.result()
+    assert answer.status_code == 200 and json.loads(answer.json()["info"])["interrupted"] is True
+    assert time.monotonic() - started < 30  # 400 steps would take far longer than the interrupt
 
 
 def test_killed_replica_gives_503_with_retry_after_and_later_requests_succeed(folders, cluster):
