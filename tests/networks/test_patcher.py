@@ -226,3 +226,16 @@ def test_cuda_fp16_apply_restore_with_device_or_host_backups(world, backup_devic
     assert all(b.weight.device.type == expected for b in patcher._backups.values())
     patcher.restore()
     assert param_hash({k: copy.deepcopy(m).cpu() for k, m in cuda.items()}) == before
+
+
+def test_stack_changes_count_re_merges_not_reuses(world) -> None:
+    _, _, _, loras = world
+    patcher = LoraPatcher(world[0])
+    first = [(loras["a"], 0.8, 0.8)]
+    patcher.apply(first)
+    patcher.apply(first)  # the same stack again: nothing rewritten, no re-merge
+    assert patcher.stack_changes == 1
+    patcher.apply([(loras["a"], 0.8, 0.7)])
+    patcher.apply([])  # back to pristine weights is a change too
+    patcher.apply([])
+    assert patcher.stack_changes == 3

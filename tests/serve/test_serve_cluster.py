@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import torch
 from safetensors.torch import load_file, save_file
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
+from tests.helpers.demo_fixtures import one_thread  # noqa: F401  (the twins run on one thread, as each replica)
 from tests.networks.tiny import kohya_lora, lora_targets
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.txt2img import txt2img
@@ -102,7 +102,6 @@ def _run_stream(port: int) -> dict[tuple[str, int], np.ndarray]:
 
 
 def test_twenty_concurrent_requests_match_single_process_and_stick_to_their_stack(folders, cluster):
-    torch.set_num_threads(1)
     twin = demo_runtime(DEFAULT_CHECKPOINT, folders)
     expected = {item: np.asarray(txt2img(make_request(Txt2ImgRequest, {**_fields(*item), "save_images": False}),
                                          twin).images[0]) for item in _stream()}
