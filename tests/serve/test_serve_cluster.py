@@ -150,12 +150,26 @@ def _busy_replica_pid(port: int) -> int:
     raise AssertionError("no replica started a generation")
 
 
-def test_interrupt_reaches_the_replica_running_the_job(folders, cluster):
+def _job_count(api: str) -> int:
+    return requests.get(f"{api}/progress", timeout=30).json()["state"]["job_count"]
+
+
+def _wait_for(condition) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_progress_and_interrupt_reach_the_replica_running_the_job(folders, cluster):
     _deploy(folders, "multiplexed", multiplex=True)
     api = f"http://127.0.0.1:{cluster}/sdapi/v1"
     with ThreadPoolExecutor(max_workers=1) as pool:
         slow = pool.submit(requests.post, f"{api}/txt2img", json=_fields(STACKS[0], 3, steps=400), timeout=WAIT_S)
         _busy_replica_pid(cluster)
+        _wait_for(lambda: _job_count(api) > 0)
+        # Whichever replica the router asks, /progress reports the job running on the other one too.
+        assert all(_job_count(api) > 0 for _ in range(6))
         started = time.monotonic()
         assert requests.post(f"{api}/interrupt", timeout=30).status_code == 200
         answer = slow.result()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from typing import Any
 
 import ray
@@ -28,6 +29,8 @@ RETRY_AFTER_S = 5
 # Detached (it outlives the replica that created it, so a killed replica never takes the shared state along).
 STATE_NAMESPACE = "webui-serve"
 POLL_S = 0.25
+PROGRESS_FRESH_S = 2.0
+PROGRESS_PATH = f"{API_PREFIX}/progress"
 # Each replica has one set of weights; it keeps this many stacks registered with the router, so requests for
 # them keep landing on it (its StackGate then runs them back to back).
 STACKS_PER_REPLICA = 4
@@ -41,6 +44,7 @@ class ClusterState:
         self.events: list[ForwardedRequest] = []
         self.settings: dict[str, Any] = {}
         self.stats: dict[str, dict[str, Any]] = {}
+        self.progress: dict[str, tuple[float, bytes]] = {}
 
     def publish(self, event: ForwardedRequest) -> int:
         self.events.append(event)
@@ -59,6 +63,17 @@ class ClusterState:
 
     def report(self, replica: str, stats: dict[str, Any]) -> None:
         self.stats[replica] = stats
+
+    def report_progress(self, replica: str, body: bytes | None) -> None:
+        if body is None:
+            self.progress.pop(replica, None)
+        else:
+            self.progress[replica] = (time.monotonic(), body)
+
+    def running_progress(self) -> bytes | None:
+        """The freshest /progress of a replica that is generating now (None when none is)."""
+        fresh = [entry for entry in self.progress.values() if time.monotonic() - entry[0] < PROGRESS_FRESH_S]
+        return max(fresh)[1] if fresh else None
 
     def all_stats(self) -> dict[str, dict[str, Any]]:
         return dict(self.stats)
@@ -99,9 +114,15 @@ class Worker:
 
     def _poll(self) -> None:
         # A thread, so /interrupt reaches a replica whose event loop is waiting on a long generation.
+        # It also publishes this replica's /progress while it generates, so the ingress can answer for the job.
+        publishing = False
         while not self._stop.wait(POLL_S):
             try:
                 self._sync()
+                if self.running or publishing:
+                    snapshot = self.api.progress_snapshot() if self.running else None
+                    ray.get(self.state.report_progress.remote(self.replica, snapshot))
+                    publishing = snapshot is not None
             except Exception:  # the state actor restarting must not end the thread
                 continue
 
@@ -135,6 +156,13 @@ class Worker:
 
     def __del__(self) -> None:
         self._stop.set()
+
+
+def _idle(progress_body: bytes) -> bool:
+    try:
+        return not json.loads(progress_body).get("state", {}).get("job_count")
+    except (ValueError, AttributeError):
+        return False
 
 
 def _unavailable(detail: str) -> Response:
@@ -171,4 +199,8 @@ class Ingress:
             return _unavailable(f"The worker running this request stopped ({type(error).__name__}); retry")
         if request.method == "POST" and request.path in FAN_OUT and answer.status < 400:
             await self.state.publish.remote(request)
-        return Response(answer.body, status_code=answer.status, headers=dict(answer.headers))
+        body = answer.body
+        if request.path == PROGRESS_PATH and answer.status == 200 and _idle(body):
+            # The replica the router picked (it checked auth) is idle: report the one that runs a job, if any.
+            body = await self.state.running_progress.remote() or body
+        return Response(body, status_code=answer.status, headers=dict(answer.headers))

@@ -40,11 +40,21 @@ class ReplicaApi:
 
     def __init__(self, argv: list[str]) -> None:
         import app as launcher  # the repository's entry point owns flag parsing and the runtime/router assembly
-        from webui.api.server import api_only_app
+        from webui.api.server import api_only_app, build_api_router
 
         args = launcher.build_parser().parse_args(argv)
         self.runtime = launcher.runtime_from_args(args)
         self.app = api_only_app(cast(APIRouter, launcher._api_router(args, self.runtime)))
+        # The same routes without credentials, never exposed: the replica's own /progress snapshots for the ingress.
+        self._internal = api_only_app(build_api_router(self.runtime))
+
+    def progress_snapshot(self) -> bytes:
+        """This replica's GET /progress answer (JSON), through the route code."""
+        async def fetch() -> bytes:
+            transport = httpx.ASGITransport(app=self._internal)
+            async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
+                return (await client.get("/sdapi/v1/progress")).content
+        return asyncio.run(fetch())
 
     async def call(self, request: ForwardedRequest) -> ForwardedResponse:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
