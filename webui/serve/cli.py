@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.prog = "python -m webui.serve"
     cluster = parser.add_argument_group("Ray Serve")
     cluster.add_argument("--replicas", type=int, default=1, help="worker replicas (one Runtime, one GPU each)")
-    cluster.add_argument("--num-gpus-per-replica", type=float, default=0, help="GPUs each replica reserves")
+    cluster.add_argument("--num-gpus-per-replica", type=float, default=None,
+                         help="GPUs each replica reserves (default: 1 where this machine has CUDA, else 0)")
     cluster.add_argument("--num-cpus-per-replica", type=float, default=1, help="CPUs each replica reserves")
     cluster.add_argument("--address", default=None, help="Ray cluster: auto, ray://host:10001 (default: start one)")
     cluster.add_argument("--no-multiplex", action="store_true", help="route round-robin instead of by LoRA stack")
@@ -49,6 +50,14 @@ def replica_argv(argv: list[str]) -> list[str]:
     return kept
 
 
+def _gpus_per_replica(asked: float | None) -> float:
+    if asked is not None:
+        return asked
+    import torch
+
+    return 1 if torch.cuda.is_available() else 0
+
+
 def build_app(args: argparse.Namespace, argv: list[str], app_name: str = "webui") -> Any:
     """The Serve application graph: Ingress → Worker × replicas, sharing one ClusterState actor."""
     from webui.serve import deployments
@@ -60,7 +69,7 @@ def build_app(args: argparse.Namespace, argv: list[str], app_name: str = "webui"
     state_name = f"{app_name}-state"
     worker = Worker.options(num_replicas=args.replicas, max_ongoing_requests=args.max_ongoing_per_replica,
                             ray_actor_options={
-        "num_cpus": args.num_cpus_per_replica, "num_gpus": args.num_gpus_per_replica})
+        "num_cpus": args.num_cpus_per_replica, "num_gpus": _gpus_per_replica(args.num_gpus_per_replica)})
     bound = worker.bind(replica_argv(argv), state_name, args.torch_threads, not args.no_multiplex)
     return Ingress.bind(bound, state_name, not args.no_multiplex)
 

@@ -25,6 +25,7 @@ API_PREFIX = "/sdapi/v1"
 FAN_OUT = frozenset(f"{API_PREFIX}/{name}" for name in (
     "options", "refresh-checkpoints", "refresh-vae", "refresh-loras", "interrupt", "skip", "unload-checkpoint",
     "reload-checkpoint"))
+MOMENTARY = frozenset({f"{API_PREFIX}/interrupt", f"{API_PREFIX}/skip"})
 RETRY_AFTER_S = 5
 # Detached (it outlives the replica that created it, so a killed replica never takes the shared state along).
 STATE_NAMESPACE = "webui-serve"
@@ -103,13 +104,18 @@ class Worker:
         self._seen = 0
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
+        self._sync(momentary=False)
         threading.Thread(target=self._poll, name="fan-out", daemon=True).start()
 
-    def _sync(self) -> None:
-        """Replay every fanned-out request this replica has not seen yet, in order, through its own routes."""
+    def _sync(self, momentary: bool = True) -> None:
+        """Replay every fanned-out request this replica has not seen yet, in order, through its own routes.
+
+        A new replica (a restart too) catches up with options and refreshes but not with past interrupts or skips.
+        """
         with self._sync_lock:
             for event in ray.get(self.state.since.remote(self._seen)):
-                self.api.call_blocking(event)
+                if momentary or event.path not in MOMENTARY:
+                    self.api.call_blocking(event)
                 self._seen += 1
 
     def _poll(self) -> None:
