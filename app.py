@@ -131,10 +131,8 @@ def _api_router(args: argparse.Namespace, runtime: object) -> object:
     return build_api_router(runtime, flags, credentials)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from webui.models.registry import BUNDLED_DEMO_STEM
+def runtime_from_args(args: argparse.Namespace) -> "Runtime":
+    """The Runtime the path and device flags describe (also built once per replica by `python -m webui.serve`)."""
     from webui.paths import DEFAULT_DATA_DIR, Folders
     from webui.processing.runtime import build_runtime
 
@@ -145,8 +143,16 @@ def main(argv: list[str] | None = None) -> int:
                       upscalers=(args.esrgan_models_path, args.realesrgan_models_path, args.swinir_models_path,
                                  args.dat_models_path),
                       taggers=args.tagger_dir, blip=args.blip_dir)
-    device = device_config_from_args(args)
-    runtime = build_runtime(folders, device, hashing=not args.no_hashing)
+    return build_runtime(folders, device_config_from_args(args), hashing=not args.no_hashing)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from webui.models.registry import BUNDLED_DEMO_STEM
+
+    runtime = runtime_from_args(args)
+    folders, device = runtime.folders, runtime.models.device
     log = logging.getLogger("webui")
     checkpoints = runtime.registry.checkpoints()
     log.info(

@@ -4,6 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup_env.sh requirements-dev.txt || exit 1
+# The optional Ray Serve extra has its own requirements file and tests (tests/serve); the suite installs it too.
+bash scripts/setup_env.sh requirements-serve.txt || exit 1
 
 # The browser tests (tests/ui) drive Debian's chromium through Playwright (never `playwright install`).
 # A CJK font makes the Simplified Chinese screenshots readable. Nothing to do when chromium is already there.

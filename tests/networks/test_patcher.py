@@ -266,3 +266,14 @@ def test_without_keep_backups_a_restore_frees_the_copies(world) -> None:
     assert patcher.backup_bytes() > 0
     patcher.restore()
     assert patcher.backup_bytes() == 0
+def test_stack_changes_count_re_merges_not_reuses(world) -> None:
+    _, _, _, loras = world
+    patcher = LoraPatcher(world[0])
+    first = [(loras["a"], 0.8, 0.8)]
+    patcher.apply(first)
+    patcher.apply(first)  # the same stack again: nothing rewritten, no re-merge
+    assert patcher.stack_changes == 1
+    patcher.apply([(loras["a"], 0.8, 0.7)])
+    patcher.apply([])  # back to pristine weights is a change too
+    patcher.apply([])
+    assert patcher.stack_changes == 3

@@ -89,6 +89,8 @@ class LoraPatcher:
         self._modules: dict[LayerKey, _WeightedLayer] = {}
         self._lock = threading.Lock()
         self.active: tuple[StackEntry, ...] = ()
+        # Applies that rewrote or restored at least one layer (a re-merge); reusing the merged stack is not one.
+        self.stack_changes = 0
 
     # -- public -----------------------------------------------------------------------------------------------
 
@@ -128,6 +130,8 @@ class LoraPatcher:
                         self._signatures[key] = signatures[key]
                         report.layers_written += 1
                 self.active = tuple(accepted)
+                if report.layers_written or report.layers_restored:
+                    self.stack_changes += 1
             except BaseException:
                 # Never leave a half-applied stack: put every touched layer back to its pristine weight.
                 self._restore_all()
