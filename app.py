@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from webui.offline import enforce_offline
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
     from webui.models.device import DeviceConfig
     from webui.processing.runtime import Runtime
 
@@ -116,7 +118,7 @@ def parse_auth(text: str | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def _api_router(args: argparse.Namespace, runtime: object) -> object:
+def _api_router(args: argparse.Namespace, runtime: Runtime) -> APIRouter:
     """The /sdapi/v1 router for --api / --nowebui; a malformed --api-auth stops the start-up."""
     from webui.api.auth import parse_credentials
     from webui.api.server import build_api_router
@@ -160,20 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not checkpoints:
         log.warning("No checkpoint found: put a .safetensors model into %s and press refresh", folders.checkpoints)
-    elif runtime.registry.default_checkpoint().stem == BUNDLED_DEMO_STEM and not args.ckpt:
+    elif (default := runtime.registry.default_checkpoint()) is not None and default.stem == BUNDLED_DEMO_STEM \
+            and not args.ckpt:
         log.info("No checkpoint of your own in %s: using the bundled demo model %s (it draws coloured shapes)",
-                 folders.checkpoints, runtime.registry.default_checkpoint().name)
+                 folders.checkpoints, default.name)
     host = args.server_name or ("0.0.0.0" if args.listen else "127.0.0.1")
     router = _api_router(args, runtime) if args.api or args.nowebui else None
-    if args.nowebui:
+    if router is not None and args.nowebui:
         import uvicorn
 
         from webui.api.server import api_only_app
+        from webui.processing.shutdown import stopping_handler
 
         if checkpoints:
             preload_checkpoint(runtime, args.ckpt or runtime.settings.current.sd_model_checkpoint, log)
-        from webui.processing.shutdown import stopping_handler
-
         server = uvicorn.Server(uvicorn.Config(api_only_app(router), host=host, port=args.port or 7861,
                                                log_level="info", timeout_graceful_shutdown=2))
         # uvicorn installs server.handle_exit for SIGTERM/SIGINT: interrupt the running job before it waits on it.
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         from webui.api.server import attach_api
 
         attach_api(app, router)
-        log.info("API at %s/sdapi/v1 (docs at /docs)", demo.local_url.rstrip("/"))
+        log.info("API at %s/sdapi/v1 (docs at /docs)", (demo.local_url or "").rstrip("/"))
     if checkpoints:
         preload_checkpoint(runtime, args.ckpt or runtime.settings.current.sd_model_checkpoint, log)
     from webui.processing.shutdown import stop_jobs_on_signals
