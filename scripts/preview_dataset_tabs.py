@@ -24,7 +24,7 @@ from webui.ui.train_dataset_tab import build_dataset_tabs  # noqa: E402
 
 def build_preview(runtime: Runtime) -> gr.Blocks:
     with gr.Blocks(title="Dataset tools") as demo:
-        with gr.Tab("Train", elem_id="tab_train"):
+        with gr.Tab("Train", elem_id="tab_train"), gr.Tabs():
             build_dataset_tabs(runtime)
         with gr.Tab("Interrogate", elem_id="tab_interrogate"):
             image = gr.Image(type="pil", label="Image", elem_id="img2img_image", sources=["upload", "clipboard"])

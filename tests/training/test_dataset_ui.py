@@ -42,7 +42,7 @@ def photos(tmp_path):
 
 def test_tabs_build_inside_a_blocks(runtime):
     with gr.Blocks() as demo:
-        with gr.Tab("Train"):
+        with gr.Tabs():
             build_dataset_tabs(runtime)
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
     assert {"train_dataset_tab", "train_tagging_tab", "train_dataset_create", "train_tagging_apply"} <= ids

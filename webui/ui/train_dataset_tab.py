@@ -140,10 +140,9 @@ def _build_dataset_tab(runtime: Runtime, interrogator: Interrogator) -> None:
 
 
 def build_dataset_tabs(runtime: Runtime) -> None:
-    """The "Dataset" and "Tagging" sub-tabs, inside whatever tab the caller has opened."""
+    """The "Dataset" and "Tagging" sub-tabs, inside the gr.Tabs the caller has opened (the Train tab's)."""
     interrogator = Interrogator(runtime.folders.taggers, runtime.folders.blip, str(runtime.models.device.device))
-    with gr.Tabs(elem_id="train_dataset_tabs"):
-        with gr.Tab(t("Dataset"), id="train_dataset", elem_id="train_dataset_tab"):
-            _build_dataset_tab(runtime, interrogator)
-        with gr.Tab(t("Tagging"), id="train_tagging", elem_id="train_tagging_tab"):
-            build_tagging_tab(runtime, interrogator)
+    with gr.Tab(t("Dataset"), id="train_dataset", elem_id="train_dataset_tab"):
+        _build_dataset_tab(runtime, interrogator)
+    with gr.Tab(t("Tagging"), id="train_tagging", elem_id="train_tagging_tab"):
+        build_tagging_tab(runtime, interrogator)
