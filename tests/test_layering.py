@@ -16,15 +16,17 @@ LAYERS: dict[str, int] = {
     "models": 4,
     "sampling": 5,
     "processing": 6,
-    # Adapters: thin layers over processing; they never import each other.
-    "ui": 7,
-    "api": 7,
+    # Cores over processing that every front end shares (one script API, one trainer); not each other.
     "scripts": 7,
     "training": 7,
-    "serve": 7,
+    # Front ends: thin adapters over processing and those cores; they never import each other.
+    "ui": 8,
+    "api": 8,
+    # Scale-out: serves the API's own routes from many replicas.
+    "serve": 9,
 }
 # Leaves any layer may import; they import no layer themselves.
-SHARED_LEAVES = {"paths", "errors", "files", "offline"}
+SHARED_LEAVES = {"paths", "errors", "files", "offline", "safetensors_header"}
 # Top-level files that only glue the package together.
 PACKAGE_ROOT_FILES = {"__init__"}
 
