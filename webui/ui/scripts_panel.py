@@ -15,7 +15,7 @@ from webui.processing.styles import StyleStore
 from webui.scripts import SCRIPTS, ScriptContext, run_script
 from webui.scripts.axes import axes_for, find_axis
 from webui.scripts.values import join_values
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 
 NONE = "None"
 FILL_SYMBOL = "\U0001f4d2"  # 📒, A1111's "fill the values" button
@@ -52,7 +52,7 @@ def _control(prefix: str, title: str, arg: Any) -> gr.components.Component:
     if arg.minimum is not None:
         return gr.Slider(arg.minimum, arg.maximum, value=value, step=arg.step, label=t(arg.label), elem_id=elem_id)
     if arg.choices:
-        return gr.Radio(arg.choices, value=value, label=t(arg.label), elem_id=elem_id)
+        return gr.Radio(translated_choices(arg.choices), value=value, label=t(arg.label), elem_id=elem_id)
     lines = 4 if arg.name == "prompt_txt" else 1
     return gr.Textbox(label=t(arg.label), value=value, lines=lines, elem_id=elem_id)
 
@@ -68,7 +68,8 @@ class AxisRow:
 def _axis_row(prefix: str, mode: str, axis: str, default: int) -> AxisRow:
     labels = [a.label for a in axes_for(mode)]
     with gr.Row():
-        kind = gr.Dropdown(labels, value=labels[default], label=t(f"{axis} type"), elem_id=f"{prefix}_xyz_{axis}_type")
+        kind = gr.Dropdown(translated_choices(labels), value=labels[default], label=t(f"{axis} type"),
+                           elem_id=f"{prefix}_xyz_{axis}_type")
         text = gr.Textbox(label=t(f"{axis} values"), lines=1, elem_id=f"{prefix}_xyz_{axis}_values")
         picked = gr.Dropdown([], value=[], multiselect=True, visible=False, label=t(f"{axis} values"),
                              elem_id=f"{prefix}_xyz_{axis}_values_dropdown", allow_custom_value=True)
@@ -117,7 +118,7 @@ def _xyz_controls(prefix: str, mode: str, runtime: Runtime, styles: StyleStore) 
 def scripts_panel(prefix: str, mode: str, runtime: Runtime, styles: StyleStore) -> ScriptsPanel:
     """The dropdown and one hidden group per script; the chosen script's group shows."""
     titles = [script.title for script in SCRIPTS]
-    choice = gr.Dropdown([NONE, *titles], value=NONE, label=t("Script"), elem_id=f"{prefix}_script")
+    choice = gr.Dropdown(translated_choices([NONE, *titles]), value=NONE, label=t("Script"), elem_id=f"{prefix}_script")
     groups, args = [], {}
     for script in SCRIPTS:
         with gr.Group(visible=False) as group:

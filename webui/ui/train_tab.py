@@ -13,10 +13,10 @@ from webui.training.buckets import format_histogram
 from webui.training.config import OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainingConfig
 from webui.training.dataset import load_dataset
 from webui.training.logs import plot
-from webui.training.presets import load_preset, preset_names, save_preset
+from webui.training.presets import BUILTIN_PRESETS, load_preset, preset_names, save_preset
 from webui.training.samples import KOHYA_SAMPLERS
 from webui.training.service import training_service
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 from webui.ui.train_dataset_tab import build_dataset_tabs
 
 _DEFAULTS = TrainingConfig()
@@ -65,10 +65,15 @@ def _widget(name: str, kind: str, label: str) -> gr.components.Component:
     if kind == "bool":
         return gr.Checkbox(value=bool(value), label=t(label), elem_id=elem_id)
     if kind in _CHOICES:
-        return gr.Dropdown(_CHOICES[kind], value=value, label=t(label), elem_id=elem_id)
+        return gr.Dropdown(translated_choices(_CHOICES[kind]), value=value, label=t(label), elem_id=elem_id)
     if kind in ("int", "float"):
         return gr.Number(value=value, label=t(label), precision=0 if kind == "int" else None, elem_id=elem_id)
     return gr.Textbox(value=value or "", label=t(label), elem_id=elem_id)
+
+
+def _preset_choices(data_dir: Path) -> list[tuple[Any, str]]:
+    """Built-in presets shown in the page's language; a user's own preset names as saved."""
+    return translated_choices(preset_names(data_dir), only=BUILTIN_PRESETS)
 
 
 def form_to_options(values: list[Any], checkpoint: str, sample_prompts: str, data_dir: Path) -> dict[str, Any]:
@@ -99,7 +104,7 @@ def build_train(runtime: Runtime) -> None:
             with gr.Row():
                 checkpoint = gr.Dropdown([c.name for c in runtime.registry.checkpoints()], label=t("Base model"),
                                          elem_id="train_checkpoint")
-                preset = gr.Dropdown(preset_names(data_dir), label=t("Preset"), elem_id="train_preset")
+                preset = gr.Dropdown(_preset_choices(data_dir), label=t("Preset"), elem_id="train_preset")
                 load = gr.Button(t("Load preset"), elem_id="train_load_preset")
                 preset_name = gr.Textbox(label=t("Save as"), elem_id="train_preset_name")
                 save = gr.Button(t("Save preset"), elem_id="train_save_preset")
@@ -168,7 +173,7 @@ def build_train(runtime: Runtime) -> None:
             save_preset(data_dir, name, dict(zip((spec[0] for spec in FIELDS), values, strict=True)))
         except UserInputError as error:
             raise gr.Error(str(error)) from None
-        return gr.Dropdown(choices=preset_names(data_dir), value=name)
+        return gr.Dropdown(choices=_preset_choices(data_dir), value=name)
 
     def refresh():
         state = service.status()
