@@ -230,7 +230,8 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
     refresh.click(on_refresh, None, [model, hint, folders], show_progress="hidden")
     run.click(on_run, [folder, model, general, character, excluded, trigger, existing], [status],
               concurrency_limit=1).then(guarded(editor_view), view_inputs, view_outputs)
-    for event in (load.click, query.submit, text.submit, match.change):
+    # `input`, not `change`: the page switching to its language re-sets the radio, which must not run a search.
+    for event in (load.click, query.submit, text.submit, match.input):
         event(guarded(editor_view), view_inputs, view_outputs)
     gallery.select(on_pick, [folder, shown], [selected, caption], show_progress="hidden")
     save.click(guarded(save_one), [folder, selected, caption], [status]).then(guarded(editor_view), view_inputs,
