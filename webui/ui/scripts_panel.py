@@ -87,7 +87,7 @@ def _wire_axis(row: AxisRow, csv_mode: gr.Checkbox, context: ScriptContext) -> N
     def on_type(name: str, csv: bool):
         choices = choices_of(name)
         listed = choices is not None and not csv
-        return (gr.Textbox(visible=not listed), gr.Dropdown(choices=choices or [], value=[], visible=listed),
+        return (gr.Textbox(visible=not listed), gr.Dropdown(choices=choices or [], visible=listed),
                 gr.Button(visible=choices is not None))
 
     def on_fill(name: str, csv: bool):
@@ -98,6 +98,9 @@ def _wire_axis(row: AxisRow, csv_mode: gr.Checkbox, context: ScriptContext) -> N
 
     row.kind.change(on_type, [row.kind, csv_mode], [row.text, row.picked, row.fill], show_progress="hidden",
                     concurrency_limit=None)
+    # Only a type the user picks drops the old picks: a handler that sets a type sets its picks with it, and this
+    # page runs the change event above before it has taken those picks in.
+    row.kind.input(lambda: gr.Dropdown(value=[]), None, [row.picked], show_progress="hidden", concurrency_limit=None)
     row.fill.click(on_fill, [row.kind, csv_mode], [row.text, row.picked], show_progress="hidden",
                    concurrency_limit=None)
 

@@ -1,8 +1,9 @@
 """The Train tab: Parameters (kohya options, presets, step count) and Run (start, stop, resume, live plots)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -95,7 +96,17 @@ def form_to_options(values: list[Any], checkpoint: str, sample_prompts: str, dat
     return options
 
 
-def build_train(runtime: Runtime) -> None:
+@dataclass
+class TrainControls:
+    """What other tabs wire to: the Run sub-tab's epoch comparison and the form fields it reads."""
+
+    compare: gr.Button
+    output_name: gr.components.Component
+    trigger_word: gr.components.Component
+    last_run: Callable[[], str | None]  # the output name of the current/last run of this app
+
+
+def build_train(runtime: Runtime) -> TrainControls:
     service = training_service(runtime)
     data_dir = runtime.folders.data
     with gr.Tabs(elem_id="train_tabs"):
@@ -122,6 +133,7 @@ def build_train(runtime: Runtime) -> None:
                 start = gr.Button(t("Start training"), variant="primary", elem_id="train_start")
                 stop = gr.Button(t("Stop"), elem_id="train_stop")
                 resume = gr.Button(t("Resume"), elem_id="train_resume")
+                compare = gr.Button(t("Compare epochs (X/Y/Z)"), elem_id="train_compare_epochs")
             status = gr.Markdown(elem_id="train_status")
             with gr.Row():
                 loss_plot = gr.Image(label=t("Loss and learning rate"), type="pil", elem_id="train_loss_plot")
@@ -201,3 +213,6 @@ def build_train(runtime: Runtime) -> None:
     load.click(do_load, [preset], widgets)
     save.click(do_save, [preset_name, *widgets], [preset])
     timer.tick(refresh, None, [status, loss_plot, samples], show_progress="hidden")
+    by_name = {spec[0]: widget for spec, widget in zip(FIELDS, widgets, strict=True)}
+    return TrainControls(compare, by_name["output_name"], by_name["trigger_word"],
+                         lambda: service.status().get("output_name"))
