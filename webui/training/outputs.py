@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import struct
 import time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -36,6 +37,19 @@ def epoch_file_name(output_name: str, epoch: int | None = None, step: int | None
     if step is not None:
         return f"{output_name}-step{step:08d}.safetensors"
     return f"{output_name}.safetensors"
+
+
+def epoch_names(output_name: str, names: Iterable[str]) -> list[str]:
+    """The LoRA names of one run, as `epoch_file_name` made them: `name-000001`, `name-000002`, … by epoch, the final
+    `name` last. Per-step files (`name-step…`) and other LoRAs that merely share the prefix are left out."""
+    epochs: dict[int, str] = {}
+    final = False
+    for name in names:
+        if name == output_name:
+            final = True
+        elif name.startswith(output_name + "-") and re.fullmatch(r"\d{6,}", name[len(output_name) + 1:]):
+            epochs[int(name[len(output_name) + 1:])] = name
+    return [epochs[epoch] for epoch in sorted(epochs)] + ([output_name] if final else [])
 
 
 def training_metadata(config: TrainingConfig, plan: DatasetPlan, *, family: str, v_pred: bool, session_id: str,

@@ -21,7 +21,7 @@ from webui.models.merge import (
 from webui.networks.lora_extract import ExtractSettings
 from webui.paths import resolve_inside
 from webui.processing.runtime import Runtime
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 
 VAE_NONE = "None"
 SUFFIX = ".safetensors"
@@ -95,15 +95,15 @@ def build_merger(runtime: Runtime, top_checkpoint: gr.Dropdown) -> None:
             custom_name = gr.Textbox(label=t("Custom Name (Optional)"), elem_id="modelmerger_custom_name")
             multiplier = gr.Slider(0.0, 1.0, value=0.3, step=0.05, label=t("Multiplier (M) - set to 0 to get model A"),
                                    elem_id="modelmerger_interp_amount")
-            method = gr.Radio([m.value for m in MergeMethod], value=MergeMethod.WEIGHTED_SUM.value,
+            method = gr.Radio(translated_choices(m.value for m in MergeMethod), value=MergeMethod.WEIGHTED_SUM.value,
                               label=t("Interpolation Method"), elem_id="modelmerger_interp_method")
             with gr.Row():
-                gr.Radio(["safetensors"], value="safetensors", label=t("Checkpoint format"),
+                gr.Radio(translated_choices(["safetensors"]), value="safetensors", label=t("Checkpoint format"),
                          elem_id="modelmerger_checkpoint_format")
                 save_as_half = gr.Checkbox(False, label=t("Save as float16"), elem_id="modelmerger_save_as_half")
                 save_metadata = gr.Checkbox(True, label=t("Save metadata (.safetensors)"),
                                             elem_id="modelmerger_save_metadata")
-            config_from = gr.Radio([c.value for c in ConfigSource], value=ConfigSource.FIRST.value,
+            config_from = gr.Radio(translated_choices(c.value for c in ConfigSource), value=ConfigSource.FIRST.value,
                                    label=t("Copy config from"), elem_id="modelmerger_config_method")
             with gr.Row():
                 vae = gr.Dropdown(vaes, value=VAE_NONE, label=t("Bake in VAE"), elem_id="modelmerger_bake_in_vae")

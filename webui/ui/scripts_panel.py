@@ -15,7 +15,7 @@ from webui.processing.styles import StyleStore
 from webui.scripts import SCRIPTS, ScriptContext, run_script
 from webui.scripts.axes import axes_for, find_axis
 from webui.scripts.values import join_values
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 
 NONE = "None"
 FILL_SYMBOL = "\U0001f4d2"  # 📒, A1111's "fill the values" button
@@ -52,7 +52,7 @@ def _control(prefix: str, title: str, arg: Any) -> gr.components.Component:
     if arg.minimum is not None:
         return gr.Slider(arg.minimum, arg.maximum, value=value, step=arg.step, label=t(arg.label), elem_id=elem_id)
     if arg.choices:
-        return gr.Radio(arg.choices, value=value, label=t(arg.label), elem_id=elem_id)
+        return gr.Radio(translated_choices(arg.choices), value=value, label=t(arg.label), elem_id=elem_id)
     lines = 4 if arg.name == "prompt_txt" else 1
     return gr.Textbox(label=t(arg.label), value=value, lines=lines, elem_id=elem_id)
 
@@ -68,7 +68,8 @@ class AxisRow:
 def _axis_row(prefix: str, mode: str, axis: str, default: int) -> AxisRow:
     labels = [a.label for a in axes_for(mode)]
     with gr.Row():
-        kind = gr.Dropdown(labels, value=labels[default], label=t(f"{axis} type"), elem_id=f"{prefix}_xyz_{axis}_type")
+        kind = gr.Dropdown(translated_choices(labels), value=labels[default], label=t(f"{axis} type"),
+                           elem_id=f"{prefix}_xyz_{axis}_type")
         text = gr.Textbox(label=t(f"{axis} values"), lines=1, elem_id=f"{prefix}_xyz_{axis}_values")
         picked = gr.Dropdown([], value=[], multiselect=True, visible=False, label=t(f"{axis} values"),
                              elem_id=f"{prefix}_xyz_{axis}_values_dropdown", allow_custom_value=True)
@@ -86,7 +87,7 @@ def _wire_axis(row: AxisRow, csv_mode: gr.Checkbox, context: ScriptContext) -> N
     def on_type(name: str, csv: bool):
         choices = choices_of(name)
         listed = choices is not None and not csv
-        return (gr.Textbox(visible=not listed), gr.Dropdown(choices=choices or [], value=[], visible=listed),
+        return (gr.Textbox(visible=not listed), gr.Dropdown(choices=choices or [], visible=listed),
                 gr.Button(visible=choices is not None))
 
     def on_fill(name: str, csv: bool):
@@ -97,6 +98,9 @@ def _wire_axis(row: AxisRow, csv_mode: gr.Checkbox, context: ScriptContext) -> N
 
     row.kind.change(on_type, [row.kind, csv_mode], [row.text, row.picked, row.fill], show_progress="hidden",
                     concurrency_limit=None)
+    # Only a type the user picks drops the old picks: a handler that sets a type sets its picks with it, and this
+    # page runs the change event above before it has taken those picks in.
+    row.kind.input(lambda: gr.Dropdown(value=[]), None, [row.picked], show_progress="hidden", concurrency_limit=None)
     row.fill.click(on_fill, [row.kind, csv_mode], [row.text, row.picked], show_progress="hidden",
                    concurrency_limit=None)
 
@@ -117,7 +121,7 @@ def _xyz_controls(prefix: str, mode: str, runtime: Runtime, styles: StyleStore) 
 def scripts_panel(prefix: str, mode: str, runtime: Runtime, styles: StyleStore) -> ScriptsPanel:
     """The dropdown and one hidden group per script; the chosen script's group shows."""
     titles = [script.title for script in SCRIPTS]
-    choice = gr.Dropdown([NONE, *titles], value=NONE, label=t("Script"), elem_id=f"{prefix}_script")
+    choice = gr.Dropdown(translated_choices([NONE, *titles]), value=NONE, label=t("Script"), elem_id=f"{prefix}_script")
     groups, args = [], {}
     for script in SCRIPTS:
         with gr.Group(visible=False) as group:

@@ -14,7 +14,7 @@ from webui.training.dataset import folder_subsets, scan
 from webui.training.interrogate import Interrogator
 from webui.training.preprocess import CropMode, PreprocessOptions, image_files, preprocess_images, subset_folder_name
 from webui.training.tagger import DEFAULT_CHARACTER_THRESHOLD, DEFAULT_GENERAL_THRESHOLD, TagSettings
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 from webui.ui.train_tagging_tab import build_tagging_tab, model_choices
 
 NO_CAPTIONS = "None (class tokens become the caption)"
@@ -82,27 +82,29 @@ def _build_dataset_tab(runtime: Runtime, interrogator: Interrogator) -> None:
             target = gr.Textbox(default_dir, label=t("Training folder (train_data_dir)"), elem_id="train_dataset_dir")
             with gr.Row():
                 repeats = gr.Number(10, precision=0, minimum=1, label=t("Repeats"), elem_id="train_dataset_repeats")
-                trigger = gr.Textbox(label=t("Trigger word"), placeholder="sks", elem_id="train_dataset_trigger")
-                class_tokens = gr.Textbox(label=t("Class"), placeholder="dog", elem_id="train_dataset_class")
+                trigger = gr.Textbox(label=t("Trigger word"), placeholder=t("sks"), elem_id="train_dataset_trigger")
+                class_tokens = gr.Textbox(label=t("Class"), placeholder=t("dog"), elem_id="train_dataset_class")
             with gr.Accordion(t("Preprocessing"), open=True):
                 with gr.Row():
                     width = gr.Slider(64, 2048, value=512, step=64, label=t("Width"))
                     height = gr.Slider(64, 2048, value=512, step=64, label=t("Height"))
-                crop = gr.Radio([mode.value for mode in CropMode], value=CropMode.FOCAL.value, label=t("Crop"))
+                crop = gr.Radio(translated_choices(mode.value for mode in CropMode), value=CropMode.FOCAL.value,
+                            label=t("Crop"))
                 with gr.Row():
                     faces = gr.Checkbox(True, label=t("Find faces for the focal point"))
                     flip = gr.Checkbox(False, label=t("Create flipped copies"))
                     split = gr.Checkbox(False, label=t("Split oversized images"))
                     min_side = gr.Number(64, precision=0, label=t("Skip images smaller than (px)"))
             with gr.Accordion(t("Captions"), open=True):
-                caption_model = gr.Dropdown([NO_CAPTIONS, *model_choices(interrogator)], value=NO_CAPTIONS,
-                                            label=t("Caption with"), elem_id="train_dataset_caption_model")
+                captioners = translated_choices([NO_CAPTIONS, *model_choices(interrogator)], only={NO_CAPTIONS})
+                caption_model = gr.Dropdown(captioners, value=NO_CAPTIONS, label=t("Caption with"),
+                                            elem_id="train_dataset_caption_model")
                 with gr.Row():
                     general = gr.Slider(0, 1, value=DEFAULT_GENERAL_THRESHOLD, step=0.01,
                                         label=t("General tag threshold"))
                     character = gr.Slider(0, 1, value=DEFAULT_CHARACTER_THRESHOLD, step=0.01,
                                           label=t("Character tag threshold"))
-                excluded = gr.Textbox(label=t("Excluded tags"), placeholder="simple background, white background")
+                excluded = gr.Textbox(label=t("Excluded tags"), placeholder=t("simple background, white background"))
             create = gr.Button(t("Create dataset"), variant="primary", elem_id="train_dataset_create")
         with gr.Column():
             with gr.Row():

@@ -1,8 +1,9 @@
 """The Train tab: Parameters (kohya options, presets, step count) and Run (start, stop, resume, live plots)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -13,10 +14,10 @@ from webui.training.buckets import format_histogram
 from webui.training.config import OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainingConfig
 from webui.training.dataset import load_dataset
 from webui.training.logs import plot
-from webui.training.presets import load_preset, preset_names, save_preset
+from webui.training.presets import BUILTIN_PRESETS, load_preset, preset_names, save_preset
 from webui.training.samples import KOHYA_SAMPLERS
 from webui.training.service import training_service
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 from webui.ui.train_dataset_tab import build_dataset_tabs
 
 _DEFAULTS = TrainingConfig()
@@ -65,10 +66,15 @@ def _widget(name: str, kind: str, label: str) -> gr.components.Component:
     if kind == "bool":
         return gr.Checkbox(value=bool(value), label=t(label), elem_id=elem_id)
     if kind in _CHOICES:
-        return gr.Dropdown(_CHOICES[kind], value=value, label=t(label), elem_id=elem_id)
+        return gr.Dropdown(translated_choices(_CHOICES[kind]), value=value, label=t(label), elem_id=elem_id)
     if kind in ("int", "float"):
         return gr.Number(value=value, label=t(label), precision=0 if kind == "int" else None, elem_id=elem_id)
     return gr.Textbox(value=value or "", label=t(label), elem_id=elem_id)
+
+
+def _preset_choices(data_dir: Path) -> list[tuple[Any, str]]:
+    """Built-in presets shown in the page's language; a user's own preset names as saved."""
+    return translated_choices(preset_names(data_dir), only=BUILTIN_PRESETS)
 
 
 def form_to_options(values: list[Any], checkpoint: str, sample_prompts: str, data_dir: Path) -> dict[str, Any]:
@@ -90,7 +96,17 @@ def form_to_options(values: list[Any], checkpoint: str, sample_prompts: str, dat
     return options
 
 
-def build_train(runtime: Runtime) -> None:
+@dataclass
+class TrainControls:
+    """What other tabs wire to: the Run sub-tab's epoch comparison and the form fields it reads."""
+
+    compare: gr.Button
+    output_name: gr.components.Component
+    trigger_word: gr.components.Component
+    last_run: Callable[[], str | None]  # the output name of the current/last run of this app
+
+
+def build_train(runtime: Runtime) -> TrainControls:
     service = training_service(runtime)
     data_dir = runtime.folders.data
     with gr.Tabs(elem_id="train_tabs"):
@@ -99,7 +115,7 @@ def build_train(runtime: Runtime) -> None:
             with gr.Row():
                 checkpoint = gr.Dropdown([c.name for c in runtime.registry.checkpoints()], label=t("Base model"),
                                          elem_id="train_checkpoint")
-                preset = gr.Dropdown(preset_names(data_dir), label=t("Preset"), elem_id="train_preset")
+                preset = gr.Dropdown(_preset_choices(data_dir), label=t("Preset"), elem_id="train_preset")
                 load = gr.Button(t("Load preset"), elem_id="train_load_preset")
                 preset_name = gr.Textbox(label=t("Save as"), elem_id="train_preset_name")
                 save = gr.Button(t("Save preset"), elem_id="train_save_preset")
@@ -117,6 +133,7 @@ def build_train(runtime: Runtime) -> None:
                 start = gr.Button(t("Start training"), variant="primary", elem_id="train_start")
                 stop = gr.Button(t("Stop"), elem_id="train_stop")
                 resume = gr.Button(t("Resume"), elem_id="train_resume")
+                compare = gr.Button(t("Compare epochs (X/Y/Z)"), elem_id="train_compare_epochs")
             status = gr.Markdown(elem_id="train_status")
             with gr.Row():
                 loss_plot = gr.Image(label=t("Loss and learning rate"), type="pil", elem_id="train_loss_plot")
@@ -168,7 +185,7 @@ def build_train(runtime: Runtime) -> None:
             save_preset(data_dir, name, dict(zip((spec[0] for spec in FIELDS), values, strict=True)))
         except UserInputError as error:
             raise gr.Error(str(error)) from None
-        return gr.Dropdown(choices=preset_names(data_dir), value=name)
+        return gr.Dropdown(choices=_preset_choices(data_dir), value=name)
 
     def refresh():
         state = service.status()
@@ -196,3 +213,6 @@ def build_train(runtime: Runtime) -> None:
     load.click(do_load, [preset], widgets)
     save.click(do_save, [preset_name, *widgets], [preset])
     timer.tick(refresh, None, [status, loss_plot, samples], show_progress="hidden")
+    by_name = {spec[0]: widget for spec, widget in zip(FIELDS, widgets, strict=True)}
+    return TrainControls(compare, by_name["output_name"], by_name["trigger_word"],
+                         lambda: service.status().get("output_name"))

@@ -28,7 +28,7 @@ from webui.training.tags import (
     set_caption,
     split_tags,
 )
-from webui.ui.i18n import t
+from webui.ui.i18n import t, translated_choices
 
 
 class BatchOperation(str, Enum):
@@ -52,6 +52,21 @@ def missing_models_hint(interrogator: Interrogator) -> str:
     if model_choices(interrogator):
         return ""
     return f"{interrogator.taggers.hint()}\n\n{interrogator.blip.hint()}"
+
+
+NO_MODELS = ("No tagger or BLIP model found. Put a WD14 tagger (for example wd-v1-4-convnext-tagger-v2: model.onnx + "
+             "selected_tags.csv) or the files of a transformers BLIP captioning model (for example "
+             "Salesforce/blip-image-captioning-base) into a folder of its own in one of the folders below, then press "
+             "🔄. Nothing is downloaded.")
+
+
+def model_folders(interrogator: Interrogator) -> str:
+    """Where taggers and BLIP models go: paths stay as they are, so they are shown apart from the translated hint."""
+    return f"{interrogator.taggers.folder}/<name>/\n{interrogator.blip.folder}/<name>/"
+
+
+def _hint_text(interrogator: Interrogator):
+    return t(NO_MODELS) if not model_choices(interrogator) else ""
 
 
 def run_tagging(interrogator: Interrogator, folder: str, model: str, general: float, character: float,
@@ -127,7 +142,9 @@ def save_one(folder: str, image: str, text: str) -> str:
 def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
     default_dir = str(runtime.folders.data / "training" / "img")
     choices = model_choices(interrogator)
-    hint = gr.Markdown(missing_models_hint(interrogator), elem_id="train_tagging_hint")
+    hint = gr.Markdown(_hint_text(interrogator), elem_id="train_tagging_hint")
+    folders = gr.Textbox(model_folders(interrogator), label=t("Where to put the models"), lines=2, interactive=False,
+                         visible=not choices, elem_id="train_tagging_model_folders")
     folder = gr.Textbox(default_dir, label=t("Image folder (one <repeats>_<name> folder, or its parent)"),
                         elem_id="train_tagging_folder")
     with gr.Accordion(t("Auto-tag"), open=True):
@@ -135,7 +152,8 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
             model = gr.Dropdown(choices, value=choices[0] if choices else None, label=t("Tagger"),
                                 elem_id="train_tagging_model", scale=3)
             refresh = gr.Button("🔄", elem_classes="sdw-tool", scale=0, min_width=40)
-            existing = gr.Radio([mode.value for mode in ExistingCaption], value=ExistingCaption.OVERWRITE.value,
+            existing = gr.Radio(translated_choices(mode.value for mode in ExistingCaption),
+                                value=ExistingCaption.OVERWRITE.value,
                                 label=t("Existing captions"), scale=3)
         with gr.Row():
             general = gr.Slider(0, 1, value=DEFAULT_GENERAL_THRESHOLD, step=0.01, label=t("General tag threshold"))
@@ -153,10 +171,11 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
                                        label=t("Tag frequency"), elem_id="train_tagging_frequency")
         with gr.Column(scale=2):
             with gr.Row():
-                query = gr.Textbox(label=t("Search tags"), placeholder="1girl, smile", scale=3)
-                match = gr.Radio([m.value for m in Match], value=Match.ALL.value, label=t("Match"), scale=1)
+                query = gr.Textbox(label=t("Search tags"), placeholder=t("1girl, smile"), scale=3)
+                match = gr.Radio(translated_choices(m.value for m in Match), value=Match.ALL.value, label=t("Match"),
+                                 scale=1)
                 text = gr.Textbox(label=t("Text or file name"), scale=2)
-                keep_tokens = gr.Number(1, precision=0, minimum=0, label="keep_tokens", scale=1)
+                keep_tokens = gr.Number(1, precision=0, minimum=0, label=t("keep_tokens"), scale=1)
             info = gr.Markdown(elem_id="train_tagging_info")
             gallery = gr.Gallery(label=t("Images"), columns=6, height=360, elem_id="train_tagging_gallery")
             shown = gr.State([])
@@ -166,10 +185,12 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
                 save = gr.Button(t("Save caption"), scale=1, elem_id="train_tagging_save")
             with gr.Accordion(t("Batch edit"), open=True):
                 with gr.Row():
-                    operation = gr.Radio([op.value for op in BatchOperation], value=BatchOperation.ADD_FRONT.value,
+                    operation = gr.Radio(translated_choices(op.value for op in BatchOperation),
+                                         value=BatchOperation.ADD_FRONT.value,
                                          label=t("Operation"))
-                    scope = gr.Radio([s.value for s in Scope], value=Scope.SHOWN.value, label=t("Apply to"))
-                tags = gr.Textbox(label=t("Tags"), placeholder="sks, 1girl", elem_id="train_tagging_batch_tags")
+                    scope = gr.Radio(translated_choices(s.value for s in Scope), value=Scope.SHOWN.value,
+                                     label=t("Apply to"))
+                tags = gr.Textbox(label=t("Tags"), placeholder=t("sks, 1girl"), elem_id="train_tagging_batch_tags")
                 with gr.Row():
                     old = gr.Textbox(label=t("Replace tag"))
                     new = gr.Textbox(label=t("With (empty removes it)"))
@@ -197,7 +218,8 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
 
     def on_refresh():
         names = model_choices(interrogator)
-        return gr.Dropdown(choices=names, value=names[0] if names else None), missing_models_hint(interrogator)
+        return (gr.Dropdown(choices=names, value=names[0] if names else None), _hint_text(interrogator),
+                gr.Textbox(visible=not names))
 
     def on_pick(folder_value: str, paths: list[str], event: gr.SelectData):
         index = event.index if isinstance(event.index, int) else -1
@@ -205,10 +227,11 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
         entry = next((e for e in folder_entries(folder_value) if str(e.image) == path), None)
         return path, ", ".join(entry.tags) if entry else ""
 
-    refresh.click(on_refresh, None, [model, hint], show_progress="hidden")
+    refresh.click(on_refresh, None, [model, hint, folders], show_progress="hidden")
     run.click(on_run, [folder, model, general, character, excluded, trigger, existing], [status],
               concurrency_limit=1).then(guarded(editor_view), view_inputs, view_outputs)
-    for event in (load.click, query.submit, text.submit, match.change):
+    # `input`, not `change`: the page switching to its language re-sets the radio, which must not run a search.
+    for event in (load.click, query.submit, text.submit, match.input):
         event(guarded(editor_view), view_inputs, view_outputs)
     gallery.select(on_pick, [folder, shown], [selected, caption], show_progress="hidden")
     save.click(guarded(save_one), [folder, selected, caption], [status]).then(guarded(editor_view), view_inputs,
