@@ -18,7 +18,7 @@ from webui.models.hashing import sha256_of_file
 from webui.networks.keymap import ModelNames
 from webui.processing.model_calls import alphas_cumprod
 from webui.training import outputs
-from webui.training.batches import CaptionOptions, LatentSource, epoch_batches, process_caption
+from webui.training.batches import CaptionOptions, LatentSource, draw_flips, epoch_batches, process_caption
 from webui.training.buckets import format_histogram
 from webui.training.config import TrainingConfig
 from webui.training.dataset import ImageItem, load_dataset
@@ -159,7 +159,7 @@ class TrainingRun:
     def loss(self, batch: list[ImageItem], latents_source: LatentSource) -> torch.Tensor:
         config = self.config
         gen = self.generator
-        flips = [bool(config.flip_aug and torch.rand((), generator=gen).item() < 0.5) for _ in batch]
+        flips = draw_flips(batch, config.flip_aug, gen)
         latents = torch.stack([latents_source.latents(item, flip) for item, flip in zip(batch, flips, strict=True)])
         if config.cache_text_encoder_outputs:  # kohya: cached outputs mean no shuffle and no dropout
             captions = [item.caption for item in batch]
