@@ -73,3 +73,25 @@ def test_latent_cache_holds_mirrors_only_for_flipping_subsets(tmp_path):
         assert "latents_flipped" in data
     with np.load(latent_cache_path(items["plain"])) as data:
         assert "latents_flipped" not in data
+
+
+def test_subset_options_the_trainer_does_not_apply_are_named_not_dropped_silently(tmp_path):
+    _half_image(tmp_path / "pics" / "a.png", "a")
+    config = tmp_path / "dataset.toml"
+    config.write_text(f"""
+[general]
+color_aug = true
+flip_aug = true
+[[datasets]]
+resolution = 32
+  [[datasets.subsets]]
+  image_dir = '{tmp_path / "pics"}'
+  random_crop = true
+  keep_tokens = 1
+""", encoding="utf-8")
+    plan, _ = load_dataset(None, None, config, BucketSettings((32, 32)))
+    assert plan.warnings == ["dataset_config: not supported, ignored: color_aug, random_crop"]
+    assert plan.subsets[0].flip_aug is True and plan.subsets[0].keep_tokens == 1
+    assert _plan(tmp_path / "clean", "flip_aug = false")["plain"].subset.flip_aug is False
+    plan, _ = load_dataset(None, None, tmp_path / "clean" / "dataset.toml", BucketSettings((32, 32)))
+    assert plan.warnings == []
