@@ -34,18 +34,39 @@ def test_stop_then_resume_gives_the_uninterrupted_weights(tmp_path, demo_checkpo
         calls["n"] += 1
         return straight_steps(calls["n"])
 
-    first = train(_config(demo_checkpoint, data, tmp_path / "b", lr_scheduler="cosine", lr_warmup_steps=2),
-                  should_stop=stop_after_three_steps)
+    logs = tmp_path / "tb"
+    first = train(_config(demo_checkpoint, data, tmp_path / "b", lr_scheduler="cosine", lr_warmup_steps=2,
+                          logging_dir=str(logs)), should_stop=stop_after_three_steps)
     assert first.stopped and first.final is None and first.state is not None
     assert not list((tmp_path / "b").glob("*.safetensors"))
     resumed = train(_config(demo_checkpoint, data, tmp_path / "b", lr_scheduler="cosine", lr_warmup_steps=2,
-                            resume=str(first.state)))
+                            resume=str(first.state), logging_dir=str(logs)))
     assert resumed.history.steps == list(range(1, 7))
     a, b = load_file(str(straight.final)), load_file(str(resumed.final))
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
     assert resumed.history.losses == straight.history.losses
+    # --logging_dir: kohya's TensorBoard scalars in <logging_dir>/<output_name>/, one file per run, read back the
+    # way TensorBoard reads them (the resumed run continues the stopped one's curve).
+    assert len(list((logs / "run").glob("events.out.tfevents.*"))) == 2
+    assert (logs / "loss.csv").is_file() and not (tmp_path / "b" / "log").exists()
+    scalars = _tensorboard_scalars(logs / "run")
+    assert set(scalars) == {"loss/current", "loss/average", "loss/epoch_average", "lr/unet", "lr/textencoder"}
+    assert [step for step, _ in scalars["loss/current"]] == list(range(1, 7))
+    assert [value for _, value in scalars["loss/current"]] == pytest.approx(resumed.history.losses, rel=1e-6)
+    assert [value for _, value in scalars["loss/average"]] == pytest.approx(resumed.history.averages, rel=1e-6)
+    assert [value for _, value in scalars["lr/unet"]] == pytest.approx([u for u, _ in resumed.history.lrs], rel=1e-6)
+    epoch_averages = resumed.history.epoch_running_averages()
+    assert [value for _, value in scalars["loss/epoch_average"]] == pytest.approx(epoch_averages, rel=1e-6)
+
+
+def _tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
 def straight_steps(polls: int) -> bool:

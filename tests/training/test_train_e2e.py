@@ -1,5 +1,5 @@
-"""Dataset -> CLI training on the demo model -> epoch files that load in our engine and in diffusers, carry
-kohya's metadata, and change the picture."""
+"""Dataset -> tiny ONNX tagger -> CLI training on the demo model -> epoch files that load in our engine and in
+diffusers, carry kohya's metadata (with the tagger's tags), and change the picture."""
 from __future__ import annotations
 
 import json
@@ -10,11 +10,15 @@ import torch
 from safetensors import safe_open
 
 from scripts.eval_demo_model import demo_runtime
+from tests.helpers.tiny_taggers import write_tiny_tagger
 from tests.training.conftest import make_star_dataset
 from webui.networks.keymap import ModelNames
 from webui.networks.lora_file import file_hash, read_lora
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.txt2img import txt2img
+from webui.training.captioning import caption_folder, make_captioner
+from webui.training.interrogate import Interrogator
+from webui.training.tagger import TagSettings
 from webui.training.train_network import main
 
 NAME = "star lora"
@@ -24,6 +28,11 @@ NAME = "star lora"
 def trained(tmp_path_factory, demo_checkpoint):
     root = tmp_path_factory.mktemp("train")
     data = make_star_dataset(root / "img", extras=True)
+    write_tiny_tagger(root / "tagger" / "tiny-wd14")
+    captioner = make_captioner(Interrogator(root / "tagger", root / "BLIP"), "tiny-wd14", TagSettings(trigger="zkstar"))
+    report = caption_folder(data, captioner)
+    # the four stars are tagged; the corrupt image and the latin-1 caption are listed, not overwritten
+    assert report.written == 4 and sorted(name for name, _ in report.failed) == ["broken.png", "latin.png"]
     prompts = root / "prompts.txt"
     prompts.write_text("# comment\nzkstar --n blurry --w 64 --h 64 --d 3 --l 5 --s 4\n", encoding="utf-8")
     out = root / "Lora"
@@ -51,7 +60,10 @@ def test_outputs_are_named_and_described_like_kohyas(trained):
     assert metadata["ss_network_dim"] == "4" and metadata["ss_network_alpha"] == "2.0"
     assert metadata["ss_output_name"] == NAME and metadata["ss_base_model_version"] == "sd_v1"
     assert metadata["ss_num_train_images"] == str(4 * 2)  # the corrupt image and the latin-1 caption are skipped
-    assert json.loads(metadata["ss_tag_frequency"])["2_zkstar"]["zkstar"] == 4
+    frequency = json.loads(metadata["ss_tag_frequency"])["2_zkstar"]
+    assert frequency["zkstar"] == 4  # the trigger word the tagger put first
+    assert frequency["simple background"] == frequency["^_^"] == frequency["long hair"] == 4  # the tagger's tags
+    assert "a yellow star on a navy background" not in frequency  # the hand-written captions were replaced
     assert json.loads(metadata["ss_dataset_dirs"])["2_zkstar"]["n_repeats"] == 2
     assert json.loads(metadata["ss_bucket_info"])["buckets"]["0"]["resolution"] == [64, 64]
     assert metadata["ss_epoch"] == "2" and metadata["sshs_model_hash"] == file_hash(final)

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT
+from tests.helpers.tiny_taggers import write_tiny_tagger
 from webui.models.device import device_config
 from webui.paths import Folders
 from webui.processing.runtime import Runtime, build_runtime
@@ -57,6 +58,7 @@ def ui_root(tmp_path_factory) -> Path:
     lora.with_suffix(".json").write_text(json.dumps({"activation text": "bold red", "preferred weight": 0.8,
                                                      "notes": "made for the demo"}), encoding="utf-8")
     write_lora(root / "Lora" / "xl_only.safetensors", "xl_only", base="sdxl_base_v1-0")
+    write_tiny_tagger(root / "tagger" / "tiny-wd14")  # the app's tagger folder (--tagger-dir) for the Train tab
     return root
 
 
@@ -64,7 +66,8 @@ def ui_root(tmp_path_factory) -> Path:
 def ui_runtime(ui_root) -> Runtime:
     torch.set_num_threads(1)  # the demo model is tiny; one thread is fastest on a shared CPU
     folders = Folders(checkpoints=DEFAULT_CHECKPOINT.parent, vae=ui_root / "VAE", lora=(ui_root / "Lora",),
-                      embeddings=ui_root / "embeddings", outputs=ui_root / "outputs", data=ui_root)
+                      embeddings=ui_root / "embeddings", outputs=ui_root / "outputs", data=ui_root,
+                      taggers=ui_root / "tagger", blip=ui_root / "BLIP")
     runtime = build_runtime(folders, device_config(device="cpu"), hashing=False)
     runtime.models.load(DEFAULT_CHECKPOINT.name)
     return runtime

@@ -34,6 +34,17 @@ def process_caption(caption: str, options: CaptionOptions, generator: torch.Gene
     return ", ".join(fixed + [rest[i] for i in order])
 
 
+def flip_aug_of(item: ImageItem, default: bool) -> bool:
+    """A subset's `flip_aug` from --dataset_config wins over the global flag (kohya's per-subset option)."""
+    return default if item.subset.flip_aug is None else bool(item.subset.flip_aug)
+
+
+def draw_flips(batch: list[ImageItem], default: bool, generator: torch.Generator) -> list[bool]:
+    """Mirror each image with probability 1/2 where its subset flips; a coin is drawn only for those, so runs
+    without flip_aug consume no random numbers."""
+    return [bool(flip_aug_of(item, default) and torch.rand((), generator=generator).item() < 0.5) for item in batch]
+
+
 def load_pixels(path: Path, bucket: Size) -> torch.Tensor:
     """RGB in [-1, 1], [3, H, W]: scaled to cover the bucket (area filter down, Lanczos up), centre-cropped."""
     with Image.open(path) as image:
@@ -81,17 +92,18 @@ class LatentSource:
                     found = {(item.path, False): torch.from_numpy(data["latents"])}
                     if "latents_flipped" in data:
                         found[(item.path, True)] = torch.from_numpy(data["latents_flipped"])
-                if not self.flip_aug or (item.path, True) in found:
+                if not flip_aug_of(item, self.flip_aug) or (item.path, True) in found:
                     return found
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache file is simply rebuilt
         pixels = load_pixels(item.path, item.bucket)
+        flips = flip_aug_of(item, self.flip_aug)
         found = {(item.path, False): self.encode(pixels[None])[0]}
-        if self.flip_aug:
+        if flips:
             found[(item.path, True)] = self.encode(pixels.flip(-1)[None])[0]
         if self.to_disk:
             arrays = {"latents": found[(item.path, False)].numpy()}
-            if self.flip_aug:
+            if flips:
                 arrays["latents_flipped"] = found[(item.path, True)].numpy()
             with atomic_target(disk) as partial, open(partial, "wb") as handle:
                 np.savez(handle, **arrays)  # type: ignore[arg-type]

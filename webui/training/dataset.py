@@ -187,9 +187,17 @@ def _no_data_message(root: Path) -> str:
     return f"No data found in {root}: {hint} (e.g. {root / '10_sks dog'})."
 
 
-def toml_subsets(config_path: Path) -> tuple[list[Subset], dict[str, Any]]:
-    """`--dataset_config`: [general] < [[datasets]] < [[datasets.subsets]]; returns the subsets and the dataset-level
-    options (resolution, batch_size, bucket settings) of the first dataset."""
+# The --dataset_config keys this trainer applies; any other kohya key (random_crop, color_aug, caption_prefix, …) is
+# named in a warning rather than silently dropped.
+SUBSET_KEYS = frozenset({"image_dir", "num_repeats", "class_tokens", "is_reg", "caption_extension", "keep_tokens",
+                         "shuffle_caption", "flip_aug", "caption_dropout_rate"})
+DATASET_KEYS = frozenset({"resolution", "batch_size", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
+                          "bucket_reso_steps", "bucket_no_upscale"})
+
+
+def toml_subsets(config_path: Path) -> tuple[list[Subset], dict[str, Any], list[str]]:
+    """`--dataset_config`: [general] < [[datasets]] < [[datasets.subsets]]; returns the subsets, the dataset-level
+    options (resolution, batch_size, bucket settings) of the first dataset, and warnings for keys it ignores."""
     try:
         data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
@@ -200,12 +208,14 @@ def toml_subsets(config_path: Path) -> tuple[list[Subset], dict[str, Any]]:
         raise DatasetError(f"dataset_config {config_path} has no [[datasets]] table")
     subsets: list[Subset] = []
     dataset_options: dict[str, Any] = {}
+    ignored: set[str] = set()
     for index, dataset in enumerate(datasets):
         merged = {**general, **{k: v for k, v in dataset.items() if k != "subsets"}}
         if index == 0:
             dataset_options = merged
         for raw in dataset.get("subsets") or []:
             options = {**merged, **raw}
+            ignored.update(key for key in options if key not in SUBSET_KEYS | DATASET_KEYS)
             if "image_dir" not in options:
                 raise DatasetError(f"dataset_config {config_path}: a subset has no image_dir")
             subsets.append(Subset(
@@ -217,7 +227,8 @@ def toml_subsets(config_path: Path) -> tuple[list[Subset], dict[str, Any]]:
     for subset in subsets:
         if not subset.image_dir.is_dir():
             raise DatasetError(f"dataset_config {config_path}: image_dir {subset.image_dir} is not a folder")
-    return subsets, dataset_options
+    warnings = [f"dataset_config: not supported, ignored: {', '.join(sorted(ignored))}"] if ignored else []
+    return subsets, dataset_options, warnings
 
 
 def read_caption(image: Path, subset: Subset) -> str:
@@ -290,8 +301,8 @@ def load_dataset(train_data_dir: Path | None, reg_data_dir: Path | None, dataset
                  should_stop: Callable[[], bool] | None = None) -> tuple[DatasetPlan, dict[str, Any]]:
     """The dataset from a TOML (which wins, as in kohya) or the folder layout; plus the TOML's dataset options."""
     if dataset_config:
-        subsets, options = toml_subsets(Path(dataset_config))
-        return scan(subsets, _toml_buckets(buckets, options), should_stop=should_stop), options
+        subsets, options, warnings = toml_subsets(Path(dataset_config))
+        return scan(subsets, _toml_buckets(buckets, options), warnings, should_stop), options
     if train_data_dir is None:
         raise DatasetError("give train_data_dir (a parent of '<repeats>_<class tokens>' folders) or dataset_config")
     subsets, warnings = folder_subsets(Path(train_data_dir), reg_data_dir, caption_extension)

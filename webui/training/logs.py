@@ -115,3 +115,36 @@ def plot(history: LossHistory, width: int = 640, height: int = 360) -> Image.Ima
 def write_plot(history: LossHistory, path: Path) -> None:
     with atomic_target(path) as partial:
         plot(history).save(partial, format="PNG")
+
+
+class ScalarEvents:
+    """kohya's TensorBoard scalars, one event file per run in `<logging_dir>/<output_name>/` (--logging_dir)."""
+
+    def __init__(self, folder: Path, history: LossHistory, train_te: bool = True) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # imports tensorboard, so only when a run asks for it
+
+        # A resumed run drops what a stopped run logged after its saved step (purge_step) and goes on with the
+        # running epoch average it had.
+        first_step = history.steps[-1] if history.steps else 0
+        self._writer = SummaryWriter(str(folder), purge_step=first_step + 1 if first_step else None)
+        self._train_te = train_te
+        self._epoch = history.epochs[-1] if history.epochs else -1
+        current = [loss for loss, epoch in zip(history.losses, history.epochs, strict=True) if epoch == self._epoch]
+        self._total, self._count = sum(current), len(current)
+
+    def add(self, step: int, epoch: int, loss: float, average: float, lr_unet: float, lr_te: float) -> None:
+        if epoch != self._epoch:
+            self._epoch, self._total, self._count = epoch, 0.0, 0
+        self._total, self._count = self._total + loss, self._count + 1
+        values = {"loss/current": loss, "loss/average": average, "loss/epoch_average": self._total / self._count,
+                  "lr/unet": lr_unet}
+        if self._train_te:
+            values["lr/textencoder"] = lr_te
+        for tag, value in values.items():
+            self._writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()

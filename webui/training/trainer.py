@@ -18,11 +18,11 @@ from webui.models.hashing import sha256_of_file
 from webui.networks.keymap import ModelNames
 from webui.processing.model_calls import alphas_cumprod
 from webui.training import outputs
-from webui.training.batches import CaptionOptions, LatentSource, epoch_batches, process_caption
+from webui.training.batches import CaptionOptions, LatentSource, draw_flips, epoch_batches, process_caption
 from webui.training.buckets import format_histogram
 from webui.training.config import TrainingConfig
 from webui.training.dataset import ImageItem, load_dataset
-from webui.training.logs import LossHistory, write_csv, write_plot
+from webui.training.logs import LossHistory, ScalarEvents, write_csv, write_plot
 from webui.training.network import LoRANetwork, NetworkShape
 from webui.training.progress import TrainingProgress, TrainingResult
 from webui.training.setup import (
@@ -117,6 +117,7 @@ class TrainingRun:
         self.started_at = time.time()
         self.output_dir = Path(config.output_dir)
         self.sampler = sampler_factory(self) if sampler_factory and config.sample_prompts else None
+        self.events: ScalarEvents | None = None  # TensorBoard, with --logging_dir (kohya's --log_with default)
         if config.resume:
             self._resume(Path(config.resume))
 
@@ -159,7 +160,7 @@ class TrainingRun:
     def loss(self, batch: list[ImageItem], latents_source: LatentSource) -> torch.Tensor:
         config = self.config
         gen = self.generator
-        flips = [bool(config.flip_aug and torch.rand((), generator=gen).item() < 0.5) for _ in batch]
+        flips = draw_flips(batch, config.flip_aug, gen)
         latents = torch.stack([latents_source.latents(item, flip) for item, flip in zip(batch, flips, strict=True)])
         if config.cache_text_encoder_outputs:  # kohya: cached outputs mean no shuffle and no dropout
             captions = [item.caption for item in batch]
@@ -215,6 +216,8 @@ class TrainingRun:
         stopped = False
         progress.started = time.monotonic()
         first_step = position.global_step
+        if config.logging_dir and self.accelerator.is_main_process:
+            self.events = ScalarEvents(Path(config.logging_dir) / config.output_name, self.history, self.train_te)
         while position.epoch < self.epochs and position.global_step < self.max_steps and not stopped:
             batches = epoch_batches(entries, self.batch_size, config.seed or 0, position.epoch)
             batches = batches[self.accelerator.process_index::self.accelerator.num_processes]
@@ -286,6 +289,8 @@ class TrainingRun:
         done = position.global_step - first_step
         progress.message = f"{done / elapsed:.2f} it/s" if elapsed > 0 else ""
         self._report("training", progress.message)
+        if self.events is not None:
+            self.events.add(position.global_step, position.epoch + 1, loss, average, lrs[0], lrs[-1])
         if not math.isfinite(loss):
             raise UserInputError(f"loss became {loss} at step {position.global_step}: lower the learning rate "
                                  "(or check the images); nothing was saved from this step")
@@ -299,6 +304,8 @@ class TrainingRun:
             try:
                 write_csv(self.history, self._log_dir() / "loss.csv")
                 write_plot(self.history, self._log_dir() / "loss.png")
+                if self.events is not None:
+                    self.events.flush()
             except OSError as error:  # the logs are a view; the LoRA itself must still get its chance to save
                 log.warning("could not write the training log in %s: %s", self._log_dir(), error)
 
@@ -375,5 +382,7 @@ def train(config: TrainingConfig, *, should_stop: Callable[[], bool] = lambda: F
         return run.run(on_saved)
     finally:
         run.network.remove()
+        if run.events is not None:
+            run.events.close()
         if run.sampler is not None:
             run.sampler[0].close()
