@@ -12,6 +12,7 @@ from webui.errors import UserInputError
 from webui.models.device import device_config
 from webui.paths import Folders
 from webui.processing.extras import ExtrasRequest, extras_batch, extras_single
+from webui.processing.jobs import JobInterrupted, JobState
 from webui.processing.png_info import exif_bytes_for, read_png_parameters
 from webui.processing.request import make_request
 from webui.processing.runtime import build_runtime
@@ -169,3 +170,37 @@ def test_pixel_limit_refuses_big_inputs(runtime):
 def test_empty_batch_is_an_error(runtime):
     with pytest.raises(UserInputError):
         extras_batch(ExtrasRequest(), [], runtime)
+
+
+class _InterruptAt(JobState):
+    """A job whose user presses Interrupt as image `at` of the batch starts."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def begin(self, job_no: int) -> None:
+        super().begin(job_no)
+        if job_no == self.at:
+            self.interrupt()
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+def test_interrupted_single_stops_before_the_model_runs(runtime, mode):
+    # Scale to 128x96 (with crop) or scale by 2: both reach the model through the job's check.
+    request = make_request(ExtrasRequest, dict(upscaler_1="ident2x", resize_mode=mode, upscaling_resize=2,
+                                               upscaling_resize_w=128, upscaling_resize_h=96))
+    with pytest.raises(JobInterrupted):
+        extras_single(request, _picture(), runtime, job=_InterruptAt(0))
+    assert extras_single(request, _picture(), runtime, job=JobState()).image.size == (128, 96)
+
+
+@pytest.mark.parametrize("upscaler", ["ident2x", "Lanczos"])
+def test_interrupted_batch_returns_the_images_finished_before(runtime, upscaler):
+    request = make_request(ExtrasRequest, dict(upscaler_1=upscaler, upscaling_resize=2))
+    pictures = [_picture(seed=seed) for seed in range(3)]
+    job = _InterruptAt(1)
+    results = extras_batch(request, pictures, runtime, job=job)
+    assert len(results) == 1 and results[0].image.size == (128, 96)
+    assert job.job_count == 3
+    assert len(extras_batch(request, pictures, runtime, job=JobState())) == 3

@@ -1,11 +1,20 @@
-"""/interrupt stops a big hires job within about a second, whichever long loop it is in (upscaler tiles, VAE, UNet)."""
+"""/interrupt stops a big job within about a second, whichever long loop it is in (upscaler tiles, VAE, UNet,
+one big attention call)."""
 from __future__ import annotations
 
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
+import torch
+from diffusers.models.attention_processor import Attention
+
+from webui.models.device import Attention as AttentionKind
+from webui.models.fast_paths import attention_processor
+from webui.processing.interrupts import interruptible
+from webui.processing.jobs import JobInterrupted, JobState
 
 # Acceptance is 1 s; the machine running the tests is shared, so allow a little scheduling noise on top.
 LIMIT_S = 1.5
@@ -52,3 +61,33 @@ def test_interrupt_stops_a_big_hires_job_within_a_second(client, robust_runtime,
     info = json.loads(answers[0].json()["info"])
     assert info["interrupted"] is True
     assert stopped <= LIMIT_S, f"{upscaler}: the job ran {stopped:.2f}s after /interrupt"
+
+
+def test_interrupt_lands_inside_one_big_self_attention():
+    """One self-attention over 16384 tokens (a 1024 px SD 1.5 latent at its first level) is a single SDPA call of
+    seconds on this CPU; with the processor fast_paths picks, Interrupt stops it between query chunks."""
+    torch.manual_seed(0)
+    attention = Attention(320, heads=8, dim_head=40)
+    attention.set_processor(attention_processor(AttentionKind.SDPA))
+    hidden = torch.randn(2, 128 * 128, 320)  # cond + uncond, as under CFG
+    job = JobState()
+    keys_ready = threading.Event()
+    # to_v is the last thing before the SDPA call: the interrupt then arrives with the whole attention ahead.
+    attention.to_v.register_forward_hook(lambda *_: keys_ready.set())
+    outcome: dict[str, float] = {}
+
+    def run() -> None:
+        with torch.no_grad(), interruptible(job, SimpleNamespace(unet=attention)):
+            try:
+                attention(hidden)
+            except JobInterrupted:
+                outcome["stopped"] = time.monotonic()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert keys_ready.wait(60), "the attention never started"
+    pressed = time.monotonic()
+    job.interrupt()
+    worker.join(120)
+    assert "stopped" in outcome, "the attention ran to its end instead of stopping"
+    assert outcome["stopped"] - pressed <= LIMIT_S, f"the attention ran {outcome['stopped'] - pressed:.2f}s on"

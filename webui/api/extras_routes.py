@@ -8,10 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from webui.api.images import decode_image, encode_png
 from webui.api.mapping import build
-from webui.processing.extras import ExtrasRequest, extras_batch, extras_single
-from webui.processing.jobs import JobState
+from webui.processing.extras import ExtrasRequest, extras_batch, extras_single, plaintext_to_html
+from webui.processing.jobs import JobInterrupted, JobState
 from webui.processing.runtime import Runtime
 from webui.processing.upscale import LATENT_UPSCALE_MODES, upscaler_list
+
+INTERRUPTED = "Interrupted"  # html_info of an extras answer cut short by /interrupt
 
 
 class ExtrasFields(BaseModel):
@@ -72,8 +74,12 @@ def add_extras_routes(router: APIRouter, runtime: Runtime) -> None:
     def extra_single_image(body: ExtrasSingleBody) -> ExtrasSingleResponse:
         request = _request(body)
         image = decode_image(body.image, "image")
-        # In the queue: upscaler models compete with generation for the same memory.
-        result = runtime.queue.run(JobState(), lambda: extras_single(request, image, runtime, save=False))
+        # In the queue: upscaler models compete with generation for the same memory; /interrupt stops it.
+        job = JobState(text="extras")
+        try:
+            result = runtime.queue.run(job, lambda: extras_single(request, image, runtime, save=False, job=job))
+        except JobInterrupted:
+            return ExtrasSingleResponse(html_info=plaintext_to_html(INTERRUPTED), image=None)
         return ExtrasSingleResponse(html_info=result.html_info, image=_encoded(result))
 
     @router.post("/extra-batch-images", response_model=ExtrasBatchResponse, summary="Upscale several images")
@@ -81,8 +87,12 @@ def add_extras_routes(router: APIRouter, runtime: Runtime) -> None:
         request = _request(body)
         images = [decode_image(item.data, f"imageList[{index}]") for index, item in enumerate(body.imageList)]
         names = [item.name or None for item in body.imageList]
-        results = runtime.queue.run(JobState(), lambda: extras_batch(request, images, runtime, names=names,
-                                                                     save=False))
+        job = JobState(text="extras")
+        results = runtime.queue.run(job, lambda: extras_batch(request, images, runtime, names=names, save=False,
+                                                              job=job))
+        if job.interrupted:  # the images finished before /interrupt come back
+            return ExtrasBatchResponse(html_info=plaintext_to_html(INTERRUPTED),
+                                       images=[_encoded(result) for result in results])
         return ExtrasBatchResponse(html_info=results[-1].html_info if results else "",
                                    images=[_encoded(result) for result in results])
 

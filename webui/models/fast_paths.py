@@ -7,12 +7,13 @@ from typing import Any
 import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
+from webui.models.attention import InterruptibleSdpa
 from webui.models.device import Attention, DeviceConfig
 
 log = logging.getLogger(__name__)
 
 
-class _SdpaWithoutMemEfficient(AttnProcessor2_0):
+class _SdpaWithoutMemEfficient(InterruptibleSdpa):
     """SDPA with the memory-efficient kernel switched off (flash or math only), as A1111's
     --opt-sdp-no-mem-attention: deterministic results from run to run on the same GPU."""
 
@@ -24,11 +25,12 @@ class _SdpaWithoutMemEfficient(AttnProcessor2_0):
 
 
 def attention_processor(kind: Attention) -> AttnProcessor | AttnProcessor2_0:
+    """The one place that picks the attention processor; the SDPA kinds can be cut part-way by Interrupt."""
     if kind == Attention.CLASSIC:
         return AttnProcessor()
     if kind == Attention.SDPA_NO_MEM:
         return _SdpaWithoutMemEfficient()
-    return AttnProcessor2_0()
+    return InterruptibleSdpa()
 
 
 def prepare_unet(unet: Any, config: DeviceConfig) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from webui.errors import UserInputError
 from webui.processing.images import check_pixel_limit, normalize_image
 from webui.processing.infotext import format_params_line
+from webui.processing.jobs import JobInterrupted, JobState
 from webui.processing.outputs import sanitize_filename_part, save_image
 from webui.processing.png_info import read_png_parameters
 from webui.processing.request import DEFAULT_MAX_INPUT_PIXELS
@@ -88,7 +89,8 @@ def _scale_for(request: ExtrasRequest, image: Image.Image) -> float:
     return request.upscaling_resize
 
 
-def _upscale_once(image: Image.Image, name: str, request: ExtrasRequest, runtime: Runtime) -> Image.Image:
+def _upscale_once(image: Image.Image, name: str, request: ExtrasRequest, runtime: Runtime,
+                  check: Callable[[], None] | None) -> Image.Image:
     if request.resize_mode == ExtrasResizeMode.SCALE_TO and request.upscaling_crop:
         # Cover the target exactly, then centre-crop. (A1111 rounds the cover size down to a multiple of 8
         # and pastes it on a black canvas, which can leave black bands; covering first avoids them.)
@@ -96,13 +98,14 @@ def _upscale_once(image: Image.Image, name: str, request: ExtrasRequest, runtime
         scale = _scale_for(request, image)
         cover_w = max(target_w, math.ceil(image.width * scale - 1e-6))
         cover_h = max(target_h, math.ceil(image.height * scale - 1e-6))
-        covered = upscale_image(image, name, cover_w, cover_h, runtime.upscalers)
+        covered = upscale_image(image, name, cover_w, cover_h, runtime.upscalers, check)
         left, top = (cover_w - target_w) // 2, (cover_h - target_h) // 2
         return covered.crop((left, top, left + target_w, top + target_h))
-    return upscale_by(image, name, _scale_for(request, image), runtime.upscalers)
+    return upscale_by(image, name, _scale_for(request, image), runtime.upscalers, check)
 
 
-def _postprocess(image: Image.Image, request: ExtrasRequest, runtime: Runtime) -> tuple[Image.Image, dict]:
+def _postprocess(image: Image.Image, request: ExtrasRequest, runtime: Runtime,
+                 check: Callable[[], None] | None) -> tuple[Image.Image, dict]:
     """A1111's postprocessing upscale script: keys are added in the order A1111 adds them."""
     info: dict[str, object] = {}
     if request.upscaler_1 in ("", "None"):
@@ -111,12 +114,12 @@ def _postprocess(image: Image.Image, request: ExtrasRequest, runtime: Runtime) -
         info["Postprocess upscale to"] = f"{request.upscaling_resize_w}x{request.upscaling_resize_h}"
     else:
         info["Postprocess upscale by"] = _number(request.upscaling_resize)
-    upscaled = _upscale_once(image, request.upscaler_1, request, runtime)
+    upscaled = _upscale_once(image, request.upscaler_1, request, runtime, check)
     if request.resize_mode == ExtrasResizeMode.SCALE_TO and request.upscaling_crop:
         info["Postprocess crop to"] = f"{upscaled.width}x{upscaled.height}"
     info["Postprocess upscaler"] = request.upscaler_1
     if request.upscaler_2 not in ("", "None") and request.extras_upscaler_2_visibility > 0:
-        second = _upscale_once(image, request.upscaler_2, request, runtime)
+        second = _upscale_once(image, request.upscaler_2, request, runtime, check)
         if second.mode != upscaled.mode:
             second = second.convert(upscaled.mode)
         upscaled = Image.blend(upscaled, second, request.extras_upscaler_2_visibility)
@@ -125,13 +128,13 @@ def _postprocess(image: Image.Image, request: ExtrasRequest, runtime: Runtime) -
 
 
 def _process(request: ExtrasRequest, image: Image.Image, runtime: Runtime, *, save: bool, name: str | None,
-             max_input_pixels: int) -> ExtrasResult:
+             max_input_pixels: int, job: JobState | None) -> ExtrasResult:
     if not isinstance(image, Image.Image):
         raise UserInputError("extras needs an image")
     check_pixel_limit(image, max_input_pixels, name or "image")
     parameters, items = read_png_parameters(image)
     rgb = normalize_image(image, name=name or "image")
-    result_image, info = _postprocess(rgb, request, runtime)
+    result_image, info = _postprocess(rgb, request, runtime, job.check if job is not None else None)
     text = format_params_line(info)
     if result_image is rgb or result_image is image:
         result_image = result_image.copy()
@@ -161,23 +164,39 @@ def _save(image: Image.Image, runtime: Runtime, parameters: str | None, name: st
 
 
 def extras_single(request: ExtrasRequest, image: Image.Image, runtime: Runtime, *, save: bool = False,
-                  max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> ExtrasResult:
+                  max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, job: JobState | None = None) -> ExtrasResult:
     """Upscale one image as A1111's Extras tab; `save` writes it to outputs/extras-images (the UI saves,
-    A1111's API does not)."""
-    return _process(request, image, runtime, save=save, name=None, max_input_pixels=max_input_pixels)
+    A1111's API does not). `job`'s Interrupt stops the upscaler between model tiles: JobInterrupted is raised."""
+    if job is not None:
+        job.job_count = 1
+        job.begin(0)
+    return _process(request, image, runtime, save=save, name=None, max_input_pixels=max_input_pixels, job=job)
 
 
 def extras_batch(request: ExtrasRequest, images: Sequence[Image.Image], runtime: Runtime, *,
                  names: Sequence[str | None] | None = None, save: bool = False,
-                 max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> list[ExtrasResult]:
+                 max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, job: JobState | None = None) -> list[ExtrasResult]:
     """Upscale each image in turn (one model load for all); `names` are the uploaded file names, used
-    for error messages and, when saving, as the output file names (A1111's use_original_name_batch)."""
+    for error messages and, when saving, as the output file names (A1111's use_original_name_batch).
+
+    `job`'s Interrupt stops between model tiles and returns the images finished before it (as A1111's batch
+    stops at the next image); the one in progress is dropped."""
     if not images:
         raise UserInputError("extras batch needs at least one image")
     if names is not None and len(names) != len(images):
         raise UserInputError(f"{len(images)} images but {len(names)} names")
-    results = []
+    results: list[ExtrasResult] = []
+    if job is not None:
+        job.job_count = len(images)
     for index, image in enumerate(images):
         name = names[index] if names is not None else None
-        results.append(_process(request, image, runtime, save=save, name=name, max_input_pixels=max_input_pixels))
+        if job is not None:
+            job.begin(index)
+        try:
+            if job is not None:
+                job.check()  # built-in resizes have no tiles to check between: stop here at the latest
+            results.append(_process(request, image, runtime, save=save, name=name,
+                                    max_input_pixels=max_input_pixels, job=job))
+        except JobInterrupted:
+            break
     return results

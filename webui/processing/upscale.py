@@ -160,9 +160,10 @@ def upscale_image(image: Image.Image, upscaler_name: str, width: int, height: in
 
 
 def upscale_by(image: Image.Image, upscaler_name: str, scale: float,
-               library: UpscalerLibrary | None) -> Image.Image:
+               library: UpscalerLibrary | None, check: Callable[[], None] | None = None) -> Image.Image:
     """Extras' "Scale by": A1111's Upscaler.upscale — the target is (size × scale) rounded down to a multiple
-    of 8, a model runs at least once even at scale 1 (restoration models), the rest is a Lanczos resize."""
+    of 8, a model runs at least once even at scale 1 (restoration models), the rest is a Lanczos resize.
+    `check` runs before every model tile and may raise to stop (the job's Interrupt)."""
     if scale <= 0:
         raise UserInputError(f"upscale factor must be positive, got {scale}")
     width = int(image.width * scale // 8 * 8)
@@ -172,7 +173,7 @@ def upscale_by(image: Image.Image, upscaler_name: str, scale: float,
     _check_size(width, height)
     name = upscaler_name or "None"
     if name in BUILTIN_UPSCALERS or name in LATENT_UPSCALE_MODES:
-        return upscale_image(image, name, width, height, library)
+        return upscale_image(image, name, width, height, library, check)
     upscaled = _run_model(image, name, width, height, _require_model(name, library),
-                          at_least_once=scale == 1)
+                          at_least_once=scale == 1, check=check)
     return _resize(upscaled, width, height, Image.Resampling.LANCZOS)

@@ -4,16 +4,19 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.errors import UserInputError
-from webui.processing.extras import ExtrasRequest, extras_single
+from webui.processing.extras import ExtrasRequest, extras_single, plaintext_to_html
+from webui.processing.jobs import JobInterrupted, JobState
 from webui.processing.request import make_request
 from webui.processing.runtime import Runtime
 from webui.processing.upscale import upscaler_names
+from webui.ui.generation import SessionJobs
 from webui.ui.i18n import t
 
 
 def build_extras(runtime: Runtime) -> gr.Image:
     """Returns the input image component, so other tabs can send pictures here."""
     names = upscaler_names(runtime.upscalers)
+    jobs = SessionJobs()  # the upscale each browser session started, for its Interrupt button
     with gr.Row():
         with gr.Column():
             image = gr.Image(label=t("Source"), type="pil", elem_id="extras_image", height=360,
@@ -34,25 +37,43 @@ def build_extras(runtime: Runtime) -> gr.Image:
                                          label=t("Upscaler 1"), elem_id="extras_upscaler_1")
                 upscaler_2 = gr.Dropdown(names, value="None", label=t("Upscaler 2"), elem_id="extras_upscaler_2")
                 visibility = gr.Slider(0, 1, value=0, step=0.01, label=t("Upscaler 2 visibility"))
-            run = gr.Button(t("Generate"), variant="primary", elem_id="extras_generate")
+            with gr.Row():
+                run = gr.Button(t("Generate"), variant="primary", elem_id="extras_generate")
+                interrupt = gr.Button(t("Interrupt"), elem_id="extras_interrupt", size="sm", min_width=70)
         with gr.Column():
             result = gr.Image(label=t("Output"), type="pil", interactive=False, elem_id="extras_result", height=360,
                               format="png")
             info = gr.HTML(elem_id="extras_info")
 
-    def on_run(picture, mode, by, w, h, crop_to_fit, first, second, second_visibility):
+    def on_run(picture, mode, by, w, h, crop_to_fit, first, second, second_visibility, request: gr.Request):
         if picture is None:
             raise gr.Error("Upload an image first")
         try:
-            request = make_request(ExtrasRequest, dict(
+            extras = make_request(ExtrasRequest, dict(
                 resize_mode=mode, upscaling_resize=float(by), upscaling_resize_w=int(w or 0),
                 upscaling_resize_h=int(h or 0), upscaling_crop=bool(crop_to_fit), upscaler_1=first,
                 upscaler_2=second, extras_upscaler_2_visibility=float(second_visibility)))
-            done = extras_single(request, picture, runtime, save=True)
         except UserInputError as error:
             raise gr.Error(str(error)) from None
+        session, job = request.session_hash or "anonymous", JobState(text="extras")
+        jobs.put(session, job)
+        try:
+            # In the queue the UI and API share: upscaler models compete with generation for memory.
+            done = runtime.queue.run(job, lambda: extras_single(extras, picture, runtime, save=True, job=job))
+        except JobInterrupted:
+            return None, plaintext_to_html("Interrupted")
+        except UserInputError as error:
+            raise gr.Error(str(error)) from None
+        finally:
+            jobs.drop(session, job)
         return done.image, done.html_info
+
+    def on_interrupt(request: gr.Request) -> None:
+        job = jobs.get(request.session_hash or "anonymous")
+        if job is not None:
+            job.interrupt()
 
     run.click(on_run, [image, resize_mode, scale, width, height, crop, upscaler_1, upscaler_2, visibility],
               [result, info], api_name="extras", concurrency_limit=1)
+    interrupt.click(on_interrupt, None, None, concurrency_limit=None, show_progress="hidden")
     return image
