@@ -15,7 +15,7 @@ from webui.files import atomic_write_text
 from webui.networks.errors import LoraFileError, LoraNotFoundError
 from webui.networks.family import lora_family
 from webui.networks.keymap import ModelNames
-from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, header_problem, read_header, read_lora, read_metadata
+from webui.networks.lora_file import LORA_EXTENSIONS, LoraFile, read_header, read_lora, scan_header
 from webui.paths import model_files
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
@@ -162,10 +162,10 @@ class LoraLibrary:
             alias_owners: dict[str, list[LoraEntry]] = {}
             for root in self.roots:
                 for path in model_files(root, LORA_EXTENSIONS):
-                    problem = header_problem(path)
+                    metadata, problem = scan_header(path)  # one header read per file and scan
                     if problem:
                         log.warning("LoRA %s is listed as broken and skipped: %s", path.name, problem)
-                    alias = read_metadata(path).get("ss_output_name", "") or path.stem
+                    alias = metadata.get("ss_output_name", "") or path.stem
                     entry = LoraEntry(name=path.stem, alias=alias, path=path, problem=problem)
                     by_name[path.stem] = entry  # with duplicate stems the last one walked wins, as in A1111
                     alias_owners.setdefault(alias, []).append(entry)

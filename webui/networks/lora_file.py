@@ -82,15 +82,17 @@ def read_metadata(path: Path) -> dict[str, str]:
     return read_header(path)[1]
 
 
-def header_problem(path: Path) -> str:
-    """Why a .safetensors LoRA cannot be used, judged from its header alone; "" when it looks fine."""
+def scan_header(path: Path) -> tuple[dict[str, str], str]:
+    """One read of a LoRA's header for the folder scan: its metadata, and why the file cannot be used ("" when
+    it looks fine). Pickle formats have no header to judge: ({}, "")."""
     if path.suffix.lower() != ".safetensors":
-        return ""
+        return {}, ""
     try:
-        read_safetensors_header(path)
+        return dict(read_safetensors_header(path).metadata), ""
     except ModelFileError as error:
-        return str(error)
-    return ""
+        return {}, str(error)
+    except OSError as error:
+        return {}, f"cannot read {path.name}: {error.strerror or error}"
 
 
 def file_hash(path: Path) -> str:
