@@ -8,7 +8,7 @@ from webui.api.errors import ApiError
 from webui.api.images import decode_image
 from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
-from webui.training.interrogate import CLIP, Interrogator, UnknownInterrogatorError
+from webui.training.interrogate import CLIP, UnknownInterrogatorError, app_interrogator
 
 
 class InterrogateBody(BaseModel):
@@ -24,7 +24,7 @@ class InterrogateResponse(BaseModel):
 
 
 def add_interrogate_routes(router: APIRouter, runtime: Runtime) -> None:
-    interrogator = Interrogator(runtime.folders.taggers, runtime.folders.blip, str(runtime.models.device.device))
+    interrogator = app_interrogator(runtime)
 
     @router.post("/interrogate", response_model=InterrogateResponse, summary="Caption or tag an image")
     def interrogate(body: InterrogateBody) -> InterrogateResponse:

@@ -1,7 +1,10 @@
 """What a processing call needs besides its request: the model manager, libraries, settings and the queue."""
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from webui.conditioning.embedding_library import EmbeddingLibrary
 from webui.models.device import DeviceConfig, device_config
@@ -17,6 +20,7 @@ from webui.processing.queue import GenerationQueue
 from webui.processing.settings import Settings, SettingsStore
 from webui.processing.styles import StyleStore
 
+T = TypeVar("T")
 STYLES_FILE = "styles.csv"  # in the data folder: the file A1111's style editor (and ours) writes
 
 
@@ -33,6 +37,17 @@ class Runtime:
     styles: StyleStore
     previewer: LatentPreviewer = field(default_factory=LatentPreviewer)
     queue: GenerationQueue = field(default_factory=GenerationQueue)
+    # Long-lived services of the layers above processing (the trainer, the tagger cache), one per app, so the UI
+    # and the API share them; this layer never looks inside (it cannot import those layers).
+    _services: dict[str, Any] = field(default_factory=dict, repr=False)
+    _services_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def service(self, name: str, build: Callable[[], T]) -> T:
+        """The app's one `name` service, built by `build` on first use."""
+        with self._services_lock:
+            if name not in self._services:
+                self._services[name] = build()
+            return cast(T, self._services[name])
 
     @property
     def registry(self) -> CheckpointRegistry:

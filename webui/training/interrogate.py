@@ -6,6 +6,7 @@ from pathlib import Path
 from PIL import Image
 
 from webui.errors import UserInputError
+from webui.processing.runtime import Runtime
 from webui.training.blip import BlipCaptioner, CaptionSettings, blip_cache
 from webui.training.model_cache import LastLoaded
 from webui.training.tagger import OnnxTagger, TagSettings, tagger_cache
@@ -49,3 +50,10 @@ class Interrogator:
             return self.blip.get(name).caption(image, INTERROGATE_CAPTION)
         known = ", ".join(self.model_names()) or "none installed"
         raise UnknownInterrogatorError(f"Model not found: {model!r} (available: {known})")
+
+
+def app_interrogator(runtime: Runtime) -> Interrogator:
+    """The app's one Interrogator (one tagger and one BLIP model kept loaded), shared by the API, the Interrogate
+    button and the Dataset/Tagging tabs."""
+    folders, device = runtime.folders, str(runtime.models.device.device)
+    return runtime.service("interrogator", lambda: Interrogator(folders.taggers, folders.blip, device))

@@ -149,8 +149,4 @@ class TrainingService:
 
 def training_service(runtime: Runtime) -> TrainingService:
     """The app's one service, kept on its runtime (no module state), shared by the Train tab and the API."""
-    service = runtime.__dict__.get("_training_service")
-    if service is None:
-        service = TrainingService(runtime)
-        runtime.__dict__["_training_service"] = service
-    return service
+    return runtime.service("training", lambda: TrainingService(runtime))

@@ -21,6 +21,7 @@ from webui.ui.paste import img2img_targets, pasted_updates, txt2img_targets
 from webui.ui.pnginfo_tab import build_pnginfo
 from webui.ui.result_files import saved_folders, wire_open_folder
 from webui.ui.settings_tab import build_settings
+from webui.ui.train_tab import build_train
 from webui.ui.txt2img_tab import TopBar, build_txt2img
 
 
@@ -84,12 +85,8 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
 
                 with gr.Tab(t("Extras"), id="extras", elem_id="tab_extras"):
                     extras_image = build_extras(runtime)
-            train = None
-            if has_module("webui.training.trainer"):
-                from webui.ui.train_tab import build_train
-
-                with gr.Tab(t("Train"), id="train", elem_id="tab_train"):
-                    train = build_train(runtime)
+            with gr.Tab(t("Train"), id="train", elem_id="tab_train"):
+                train = build_train(runtime)
             with gr.Tab(t("PNG Info"), id="pnginfo", elem_id="tab_pnginfo"):
                 png_image, png_infotext, png_to_txt2img, png_to_img2img = build_pnginfo()
             with gr.Tab(t("Checkpoint Merger"), id="modelmerger", elem_id="tab_modelmerger"):
@@ -105,7 +102,7 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
         _wire_send_to(top, tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img, png_to_img2img)
         for prefix in ("txt2img", "img2img"):
             wire_open_folder(prefix, runtime)
-        if train is not None and txt.scripts is not None:  # Train → Run's "Compare epochs (X/Y/Z)"
+        if txt.scripts is not None:  # Train → Run's "Compare epochs (X/Y/Z)"
             from webui.ui.epoch_compare import wire_epoch_compare
 
             wire_epoch_compare(runtime, train.compare, train.output_name, train.trigger_word, train.last_run, txt,

@@ -7,13 +7,13 @@ from PIL import Image
 from webui.errors import UserInputError
 from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
-from webui.training.interrogate import DEEPDANBOORU, Interrogator
+from webui.training.interrogate import DEEPDANBOORU, app_interrogator
 from webui.ui.i18n import t
 
 
 def add_interrogate_button(runtime: Runtime, image: gr.Image, prompt: gr.Textbox) -> gr.Button:
     """A model choice and a button under `image`; the answer replaces the text of `prompt`."""
-    interrogator = Interrogator(runtime.folders.taggers, runtime.folders.blip, str(runtime.models.device.device))
+    interrogator = app_interrogator(runtime)
     names = interrogator.model_names()
     with gr.Row(elem_id="img2img_interrogate_row"):
         model = gr.Dropdown(names, value=DEEPDANBOORU if DEEPDANBOORU in names else (names[0] if names else None),

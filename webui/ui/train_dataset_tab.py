@@ -11,7 +11,7 @@ from webui.processing.runtime import Runtime
 from webui.training.buckets import BucketSettings
 from webui.training.captioning import make_captioner
 from webui.training.dataset import folder_subsets, scan
-from webui.training.interrogate import Interrogator
+from webui.training.interrogate import Interrogator, app_interrogator
 from webui.training.preprocess import CropMode, PreprocessOptions, image_files, preprocess_images, subset_folder_name
 from webui.training.tagger import DEFAULT_CHARACTER_THRESHOLD, DEFAULT_GENERAL_THRESHOLD, TagSettings
 from webui.ui.i18n import t, translated_choices
@@ -143,7 +143,7 @@ def _build_dataset_tab(runtime: Runtime, interrogator: Interrogator) -> None:
 
 def build_dataset_tabs(runtime: Runtime) -> None:
     """The "Dataset" and "Tagging" sub-tabs, inside the gr.Tabs the caller has opened (the Train tab's)."""
-    interrogator = Interrogator(runtime.folders.taggers, runtime.folders.blip, str(runtime.models.device.device))
+    interrogator = app_interrogator(runtime)
     with gr.Tab(t("Dataset"), id="train_dataset", elem_id="train_dataset_tab"):
         _build_dataset_tab(runtime, interrogator)
     with gr.Tab(t("Tagging"), id="train_tagging", elem_id="train_tagging_tab"):

@@ -163,13 +163,12 @@ def build_train(runtime: Runtime) -> TrainControls:
             service.start(chosen)
         except UserInputError as error:
             raise gr.Error(str(error)) from None
-        return gr.skip()
 
     def do_resume(checkpoint_name, sample_text, *values):
         state = service.status().get("state")
         if not state:
             raise gr.Error(t("Nothing to resume: stop a run first (its state is saved then)"))
-        return do_start(checkpoint_name, sample_text, *values, resume_from=state)
+        do_start(checkpoint_name, sample_text, *values, resume_from=state)
 
     def do_load(name):
         if not name:
