@@ -124,7 +124,7 @@ def test_path_names_read_no_file_outside_the_lora_folders(runtime, monkeypatch):
     for where in (root.parent / "secret.safetensors", root.parent.parent / "secret.safetensors"):
         save_file({k: v * 5 for k, v in secret.items()}, str(where))  # would change the image if it were read
     opened = []
-    for module, function in ((library_module, "read_lora"), (library_module, "read_metadata"),
+    for module, function in ((library_module, "read_lora"), (library_module, "scan_header"),
                              (lora_file_module, "file_hash"), (lora_file_module, "_read_raw")):
         real = getattr(module, function)
 
