@@ -14,6 +14,8 @@ from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
 from webui.processing.request import Txt2ImgRequest, make_request
 from webui.processing.txt2img import txt2img
 
+TARGET_SECONDS = 0.5  # a 20-step native-size image on this 2-core CPU
+
 
 def time_generations(checkpoint: Path, repeats: int = 5, steps: int = 20, sampler: str = "Euler a") -> list[float]:
     """Wall seconds of `repeats` single-image generations (model already loaded, prompt cache cold each time)."""
@@ -52,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     median = statistics.median(times)
     print(f"{IMAGE_SIZE}x{IMAGE_SIZE}, Euler a, {args.steps} steps, CFG 7, {torch.get_num_threads()} threads: "
           f"runs {', '.join(f'{t:.3f}' for t in times)} s; median {median:.3f} s "
-          f"({'under' if median < 1.0 else 'OVER'} the 1 s target)")
-    return 0 if median < 1.0 else 1
+          f"({'under' if median < TARGET_SECONDS else 'OVER'} the {TARGET_SECONDS} s target)")
+    return 0 if median < TARGET_SECONDS else 1
 
 
 if __name__ == "__main__":

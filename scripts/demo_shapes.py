@@ -90,17 +90,21 @@ def render(spec: ShapeSpec, rng: random.Random | None = None, size: int = IMAGE_
     scale = _SUPERSAMPLE
     canvas = Image.new("RGB", (size * scale, size * scale), bg)
     draw = ImageDraw.Draw(canvas)
-    half = spec.size * scale / 2
-    cx, cy = spec.cx * scale, spec.cy * scale
-    if spec.shape == "circle":
-        draw.ellipse([cx - half, cy - half, cx + half, cy + half], fill=fg)
-    elif spec.shape == "square":
-        draw.rectangle([cx - half, cy - half, cx + half, cy + half], fill=fg)
-    elif spec.shape == "triangle":
-        draw.polygon([(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)], fill=fg)
-    else:
-        raise ValueError(f"unknown shape {spec.shape!r}")
+    draw_shape(draw, spec.shape, spec.cx * scale, spec.cy * scale, spec.size * scale / 2, fg)
     return canvas.resize((size, size), Image.Resampling.BOX)
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, half: float,
+               fill: tuple[int, int, int]) -> None:
+    """One shape centred at (cx, cy), `half` its half extent: the one drawing rule of both datasets."""
+    if shape == "circle":
+        draw.ellipse([cx - half, cy - half, cx + half, cy + half], fill=fill)
+    elif shape == "square":
+        draw.rectangle([cx - half, cy - half, cx + half, cy + half], fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)], fill=fill)
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
 
 
 def make_dataset(count: int, seed: int, size: int = IMAGE_SIZE) -> tuple[np.ndarray, list[ShapeSpec]]:

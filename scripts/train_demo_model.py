@@ -1,4 +1,12 @@
-"""Trains the bundled demo checkpoint (a tiny SD1-layout model of coloured shapes) from scratch on one CPU core."""
+"""Trains the bundled demo checkpoint v2 (a tiny SD1-layout model of coloured shapes) from scratch on the CPU.
+
+Recipe (all in this file, `demo_scenes.py`, `demo_vocab.py` and `demo_decoder.py`; seed 0): stage 1 a 4x-downsampling
+VAE on 32 px crops; stage 2 latents of 64x64, 128x128, 96x128 and 128x96 scenes; stage 3 UNet + text encoder with
+EMA, cosine LR, min-SNR, extra weight on low noise (img2img), 10 % caption dropout, shortened captions, unseen-token
+distractors and colour-weight emphasis, keeping the best EMA by the selection prompts; stage 4 the VAE decoder alone
+(the encoder, so the latents, unchanged). `--only-decoder` runs stage 4 by itself on a saved stage-3 checkpoint and
+the stage-1 VAE (`--vae-cache`), with the same result as the single run.
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,27 +23,33 @@ import torch
 import torch.nn.functional as F
 import transformers
 from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from scripts.demo_shapes import IMAGE_SIZE, all_captions, eval_prompts, make_dataset, partial_captions
+from scripts.demo_scenes import make_scenes
+from scripts.demo_shapes import FOREGROUND_COLOURS, caption, eval_prompts
+from scripts.demo_vocab import DemoVocab
 from tests.demo.analyser import analyse, matches
 from webui.conditioning.encoder import apply_emphasis
-from webui.conditioning.tokenizer import load_clip_tokenizer
 from webui.models.architectures import Architecture, architecture_from_spec, load_architecture, merge_spec
-from webui.models.ldm_convert import diffusers_to_ldm, ldm_to_diffusers
+from webui.models.ldm_convert import diffusers_to_ldm
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
 TEXT_WIDTH = 128
+NATIVE_SIZE = 64
+# (width, height, images, batch, share of steps): equal pixels per batch, so every step costs about the same.
+BUCKETS: tuple[tuple[int, int, int, int, float], ...] = (
+    (64, 64, 14000, 32, 0.6), (128, 128, 4000, 8, 0.24), (96, 128, 1600, 10, 0.08), (128, 96, 1600, 10, 0.08))
 SIDECAR: dict[str, Any] = {
     "base": "sd1",
     "name": "demo-shapes",
     "unet": {"block_out_channels": [32, 64, 128], "layers_per_block": 1, "attention_head_dim": 4,
-             "down_block_types": ["CrossAttnDownBlock2D"] * 3, "up_block_types": ["CrossAttnUpBlock2D"] * 3,
-             "cross_attention_dim": TEXT_WIDTH, "norm_num_groups": 8, "sample_size": IMAGE_SIZE // 8},
-    "vae": {"block_out_channels": [16, 32, 64, 64], "down_block_types": ["DownEncoderBlock2D"] * 4,
-            "up_block_types": ["UpDecoderBlock2D"] * 4, "layers_per_block": 1, "norm_num_groups": 4,
-            "sample_size": IMAGE_SIZE, "scaling_factor": 1.0},
+             "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+             "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+             "cross_attention_dim": TEXT_WIDTH, "norm_num_groups": 8, "sample_size": NATIVE_SIZE // 4},
+    "vae": {"block_out_channels": [32, 64, 64], "down_block_types": ["DownEncoderBlock2D"] * 3,
+            "up_block_types": ["UpDecoderBlock2D"] * 3, "layers_per_block": 1, "norm_num_groups": 8,
+            "sample_size": NATIVE_SIZE, "scaling_factor": 1.0},
     "text_encoders": [{"slot": "text_encoder", "config": {
         "hidden_size": TEXT_WIDTH, "intermediate_size": 4 * TEXT_WIDTH, "num_hidden_layers": 2,
         "num_attention_heads": 4, "projection_dim": TEXT_WIDTH, "vocab_size": 49408,
@@ -60,57 +74,12 @@ def build_models(arch: Architecture, seed: int) -> dict[str, torch.nn.Module]:
             "text_encoder": transformers.CLIPTextModel(transformers.CLIPTextConfig(**spec.config_dict()))}
 
 
-def _token_embedding(text_encoder: torch.nn.Module) -> torch.nn.Module:
-    return getattr(text_encoder, "text_model", text_encoder).embeddings
+def to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-class CompactVocab:
-    """Trains only the embedding rows the captions use: ids are remapped onto a small table, written back on save.
-
-    `compact_ids[i]` is caption i's tokens; `partial_ids[i, k]` those of its k-th partial caption.
-    """
-
-    def __init__(self, text_encoder: torch.nn.Module, captions: list[str]) -> None:
-        tokenizer = load_clip_tokenizer(True)
-        partial = [p for c in captions for p in partial_captions(*_words(c))]
-        ids = tokenizer(captions + partial + [""], padding="max_length", max_length=77, truncation=True,
-                        return_tensors="pt")["input_ids"]
-        self.used = torch.unique(ids)
-        remap = torch.zeros(49408, dtype=torch.long)
-        remap[self.used] = torch.arange(len(self.used))
-        compact = remap[ids]
-        self.compact_ids = compact[:len(captions)]
-        self.partial_ids = compact[len(captions):-1].view(len(captions), -1, compact.shape[1])
-        self.compact_empty = compact[-1]
-        # 1 where a full caption's colour word sits (after BOS and "a"), for emphasis augmentation.
-        self.colour_mask = torch.zeros(compact[:len(captions)].shape)
-        for row, text in enumerate(captions):
-            count = len(tokenizer(_words(text)[0], add_special_tokens=False)["input_ids"])
-            self.colour_mask[row, 2:2 + count] = 1.0
-        embeddings = _token_embedding(text_encoder)
-        self.full_table = embeddings.token_embedding.weight.detach().clone()
-        small = torch.nn.Embedding(len(self.used), self.full_table.shape[1])
-        small.weight.data.copy_(self.full_table[self.used])
-        embeddings.token_embedding = small
-
-    def full_state_dict(self, text_encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
-        """The encoder's state dict with the real 49408-row table (trained rows written into the random one)."""
-        state = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
-        key = next(k for k in state if k.endswith("token_embedding.weight"))
-        table = self.full_table.clone()
-        table[self.used] = state[key]
-        state[key] = table
-        return state
-
-
-def _words(text: str) -> tuple[str, str, str]:
-    """(colour, shape, background) of a full caption."""
-    words = text.split()
-    return words[1], words[2], words[5]
-
-
-def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, seed: int) -> None:
-    """L1 + MSE reconstruction with a tiny KL term; flat colours need little more."""
+def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, crop: int, seed: int) -> None:
+    """L1 + MSE reconstruction of random crops (the VAE is convolutional) with a tiny KL term."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # start with a small posterior std, so the decoder does not begin by decoding noise
         channels = vae.config.latent_channels
@@ -119,9 +88,11 @@ def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, 
     optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.05)
     vae.train()
+    side = images.shape[-1]
     for step in range(steps):
         index = torch.randint(0, images.shape[0], (batch,), generator=generator)
-        x = images[index]
+        top, left = (int(v) for v in torch.randint(0, side - crop + 1, (2,), generator=generator) // 4 * 4)
+        x = images[index, :, top:top + crop, left:left + crop]
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         recon = vae.decode(z).sample
@@ -131,30 +102,31 @@ def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, 
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % 100 == 0 or step == steps - 1:
+        if step % 200 == 0 or step == steps - 1:
             log(f"vae step {step} loss {loss.item():.4f} kl {kl.item():.2f}")
     vae.eval()
 
 
 @torch.no_grad()
-def encode_latents(vae: AutoencoderKL, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+def encode_latents(vae: AutoencoderKL, images: torch.Tensor, chunk: int = 128) -> torch.Tensor:
     return torch.cat([vae.encode(images[i:i + chunk]).latent_dist.mean for i in range(0, len(images), chunk)])
 
 
-def to_tensor(pixels: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean PSNR (dB) of images in [-1, 1]."""
+    mse = ((a - b) / 2).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
+    return float((10 * torch.log10(1 / mse)).mean())
 
 
 @torch.no_grad()
 def sample(models: dict[str, torch.nn.Module], arch: Architecture, context: torch.Tensor, uncond: torch.Tensor,
-           seed: int, steps: int = 20, cfg: float = 7.0) -> torch.Tensor:
-    """Euler a with CFG at native size; returns images in [-1, 1]."""
+           seed: int, size: int, steps: int = 20, cfg: float = 7.0) -> torch.Tensor:
+    """Euler a with CFG; returns images in [-1, 1]."""
     scheduler = EulerAncestralDiscreteScheduler.from_config(arch.scheduler_config())
     scheduler.set_timesteps(steps)
     generator = torch.Generator().manual_seed(seed)
     n = context.shape[0]
-    size = arch.unet["sample_size"]
-    latents = torch.randn((n, 4, size, size), generator=generator) * scheduler.init_noise_sigma
+    latents = torch.randn((n, 4, size // 4, size // 4), generator=generator) * scheduler.init_noise_sigma
     both = torch.cat([uncond.expand(n, -1, -1), context])
     for t in scheduler.timesteps:
         x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
@@ -164,101 +136,117 @@ def sample(models: dict[str, torch.nn.Module], arch: Architecture, context: torc
     return vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1)
 
 
-def evaluate(models: dict[str, torch.nn.Module], arch: Architecture, vocab: CompactVocab, every: int,
-             seed: int = 1000) -> tuple[float, float, float]:
-    """Accuracy (fg colour, background, shape) on every `every`-th eval prompt, at a seed the eval script avoids."""
-    captions = all_captions()
-    triples = eval_prompts()[::every]
-    ids = torch.stack([vocab.compact_ids[captions.index(f"a {c} {s} on a {b} background")] for c, s, b in triples])
+def selection_score(models: dict[str, torch.nn.Module], arch: Architecture, vocab: DemoVocab,
+                    seed: int = 1000) -> dict[str, float]:
+    """Accuracy on the 48 selection prompts at 64 px and every 4th at 128 px, at a seed the eval script avoids."""
     encoder = models["text_encoder"]
-    context = encoder(input_ids=ids).last_hidden_state
-    uncond = encoder(input_ids=vocab.compact_empty[None]).last_hidden_state
-    images = sample(models, arch, context, uncond, seed)
-    return analyse_batch(images, [f"a {c} {s} on a {b} background" for c, s, b in triples])
+    uncond = encoder(input_ids=vocab.empty[None]).last_hidden_state
+    scores: dict[str, float] = {}
+    for size, triples in ((64, eval_prompts()), (128, eval_prompts()[::4])):
+        captions = [caption(*t) for t in triples]
+        context = encoder(input_ids=vocab.encode(captions)).last_hidden_state
+        images = sample(models, arch, context, uncond, seed, size)
+        pixels = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        hits = np.array([matches(analyse(p), c, s, b) for p, (c, s, b) in zip(pixels, triples, strict=True)])
+        for name, column in zip(("fg", "bg", "shape"), hits.T.astype(float), strict=True):
+            scores[f"{name}{size}"] = round(float(column.mean()), 3)
+    return scores
 
 
-def analyse_batch(images: torch.Tensor, captions: list[str]) -> tuple[float, float, float]:
-    """Analyser accuracy of images in [-1, 1] against captions "a {colour} {shape} on a {background} background"."""
-    pixels = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
-    scores = np.array([matches(analyse(p), *_words(c)) for p, c in zip(pixels, captions, strict=True)], dtype=float)
-    return tuple(round(float(x), 3) for x in scores.mean(axis=0))  # type: ignore[return-value]
-
-
-def load_checkpoint(models: dict[str, torch.nn.Module], arch: Architecture, path: Path) -> None:
-    """Start from a saved demo checkpoint (fine-tuning): LDM layout back to the diffusers modules."""
-    converted = ldm_to_diffusers(load_file(str(path)), arch)
-    for name, state in converted.components.items():
-        models[name].load_state_dict({k: v.float() for k, v in state.items()})
-    models["vae"].eval()
-
-
-def save_checkpoint(models: dict[str, torch.nn.Module], vocab: CompactVocab, arch: Architecture,
+def save_checkpoint(models: dict[str, torch.nn.Module], vocab: DemoVocab, arch: Architecture,
                     sidecar: dict[str, Any], path: Path) -> None:
-    """A1111 single-file layout (fp16) plus the same-name JSON sidecar, written next to each other."""
+    """A1111 single-file layout (fp16) plus the same-name JSON sidecar, each written whole (temp + rename)."""
     components = {"unet": models["unet"].state_dict(), "vae": models["vae"].state_dict(),
                   "text_encoder": vocab.full_state_dict(models["text_encoder"])}
     state = diffusers_to_ldm(components, arch)
+    write_checkpoint(state, sidecar, path)
+
+
+def write_checkpoint(state: dict[str, torch.Tensor], sidecar: dict[str, Any], path: Path) -> None:
+    """Tensors in fp16 and the sidecar, each written whole (temp + rename), the sidecar first."""
     tensors = {k: v.detach().clone().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
                for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "modelspec.title": "demo-shapes"})
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    save_file(tensors, str(tmp), metadata={"format": "pt", "modelspec.title": "demo-shapes",
+                                           "modelspec.resolution": f"{NATIVE_SIZE}x{NATIVE_SIZE}"})
+    side_tmp = path.with_suffix(".json.tmp")
+    side_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    side_tmp.replace(path.with_suffix(".json"))
     tmp.replace(path)
 
 
-def emphasise(context: torch.Tensor, colour_mask: torch.Tensor, sizes: torch.Tensor, share: float,
-              allowed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Teach what `(red:1.4)` means: for a share of full captions, weight the colour word as A1111 does, by
-    0.5-1.5 rising with the picture's shape size (30-70 % of the side), so more weight draws more of the colour."""
-    chosen = (torch.rand(len(sizes), generator=generator) < share) & allowed
-    weights = 1.0 + (sizes - 0.5) / 0.4
-    rows = []
-    for i in range(len(sizes)):
-        if chosen[i]:
-            multipliers = 1.0 + (weights[i] - 1.0) * colour_mask[i:i + 1]
-            rows.append(apply_emphasis(context[i:i + 1], multipliers, "Original")[0])
-        else:
-            rows.append(context[i])
+def emphasise(context: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weight each row's colour tokens as A1111's "Original" emphasis does (weights 1.0: unchanged rows)."""
+    rows = [apply_emphasis(context[i:i + 1], 1.0 + (weights[i] - 1.0) * mask[i:i + 1], "Original")[0]
+            if weights[i] != 1.0 else context[i] for i in range(len(weights))]
     return torch.stack(rows)
 
 
+class Bucket:
+    """Latents, caption ids and emphasis weights of one resolution's scenes."""
+
+    def __init__(self, latents: torch.Tensor, full: torch.Tensor, partial: torch.Tensor, weights: torch.Tensor,
+                 batch: int) -> None:
+        self.latents, self.full, self.partial, self.weights, self.batch = latents, full, partial, weights, batch
+
+
+def build_buckets(vae: AutoencoderKL, vocab_texts: list[str], args: argparse.Namespace,
+                  images_by_bucket: list[tuple[torch.Tensor, list[Any]]], text_encoder: torch.nn.Module,
+                  scale: float) -> tuple[list[Bucket], DemoVocab]:
+    vocab = DemoVocab(text_encoder, vocab_texts, set(FOREGROUND_COLOURS))
+    buckets = []
+    for (images, scenes), (_, _, _, batch, _) in zip(images_by_bucket, BUCKETS, strict=True):
+        latents = encode_latents(vae, images) * scale
+        full = vocab.encode([s.caption for s in scenes])
+        partial = torch.stack([vocab.encode(s.partial_captions) for s in scenes])
+        # Lone shapes without a size word: colour weight 0.5-1.5 rising with the shape's size, so that
+        # "(red:1.4)" draws more red, as users expect of emphasis.
+        weights = torch.tensor([1.0 + (s.shapes[0].extent / min(s.width, s.height) - 0.47) / 0.31
+                                if len(s.shapes) == 1 and not s.size_word else 1.0 for s in scenes])
+        buckets.append(Bucket(latents, full, partial, weights.clamp(0.5, 1.5), batch))
+    return buckets, vocab
+
+
 def train(args: argparse.Namespace) -> None:
-    """Stage 1 the VAE (or --vae-cache / --init), stage 2 latents of the fixed dataset, stage 3 UNet + text encoder."""
+    """Stage 1 the VAE, stage 2 latents of the fixed scenes, stage 3 UNet + text encoder; keeps the best EMA."""
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
-    init = Path(args.init) if args.init else None
-    sidecar = json.loads(init.with_suffix(".json").read_text(encoding="utf-8")) if init else copy.deepcopy(SIDECAR)
+    sidecar = copy.deepcopy(SIDECAR)
+    sidecar["training"] = {"script": "scripts/train_demo_model.py", "seed": args.seed, "steps": args.steps,
+                           "vae_steps": args.vae_steps, "buckets": [list(b[:2]) for b in BUCKETS]}
     arch = architecture(sidecar)
     models = build_models(arch, args.seed)
     started = time.time()
-    pixels, specs = make_dataset(args.images, args.seed)
-    captions = [spec.caption for spec in specs]
-    sizes = torch.tensor([spec.size / IMAGE_SIZE for spec in specs])
-    images = to_tensor(pixels)
-    log(f"dataset: {len(captions)} images")
-    if init:
-        load_checkpoint(models, arch, init)
-    elif args.vae_cache and Path(args.vae_cache).exists():
-        models["vae"].load_state_dict(torch.load(args.vae_cache))
+    data = []
+    for index, (width, height, count, _, _) in enumerate(BUCKETS):
+        pixels, scenes = make_scenes(max(1, int(count * args.data_scale)), args.seed + index, width, height)
+        data.append((to_tensor(pixels), scenes))
+    log(f"scenes: {[len(s) for _, s in data]}; {(time.time() - started):.0f} s")
+    if args.vae_cache and Path(args.vae_cache).exists():
+        models["vae"].load_state_dict(torch.load(args.vae_cache, weights_only=True))
         models["vae"].eval()
     else:
-        train_vae(models["vae"], images, args.vae_steps, 16, args.seed)
+        train_vae(models["vae"], data[0][0], args.vae_steps, args.vae_batch, 32, args.seed)
         if args.vae_cache:
             torch.save(models["vae"].state_dict(), args.vae_cache)
-    latents = encode_latents(models["vae"], images)
-    scale = float(1.0 / latents.std()) if not init else float(sidecar["vae"]["scaling_factor"])
+    vae = models["vae"]
+    with torch.no_grad():
+        for images, _ in data[:2]:
+            check = images[:64]
+            recon = vae.decode(vae.encode(check).latent_dist.mean).sample.clamp(-1, 1)
+            log(f"vae round trip {tuple(check.shape[-2:])}: {psnr(recon, check):.2f} dB")
+    scale = float(1.0 / encode_latents(vae, data[0][0][:2000]).std())
     sidecar["vae"]["scaling_factor"] = round(scale, 5)
     arch = architecture(sidecar)
-    models["vae"].register_to_config(scaling_factor=sidecar["vae"]["scaling_factor"])
-    latents = latents * sidecar["vae"]["scaling_factor"]
-    recon = models["vae"].decode(latents[:64] / scale).sample.detach()
-    log(f"latents {tuple(latents.shape)} scale {scale:.4f}; vae recon mse {F.mse_loss(recon, images[:64]).item():.5f}"
-        f"; recon accuracy (fg, bg, shape) {analyse_batch(recon, captions[:64])}")
-    del images, pixels
+    vae.register_to_config(scaling_factor=sidecar["vae"]["scaling_factor"])
+    texts = [t for _, scenes in data for s in scenes for t in [s.caption, *s.partial_captions]]
+    texts += [caption(*t) for t in eval_prompts()]
+    buckets, vocab = build_buckets(vae, texts, args, data, models["text_encoder"], sidecar["vae"]["scaling_factor"])
+    del data
+    log(f"latents encoded, scale {scale:.4f}; vocabulary {len(vocab.used)} tokens; "
+        f"{(time.time() - started) / 60:.1f} min")
 
-    vocab = CompactVocab(models["text_encoder"], all_captions())
-    caption_index = torch.tensor([all_captions().index(c) for c in captions])
     unet, encoder = models["unet"], models["text_encoder"]
     scheduler_cfg = arch.scheduler_config()
     betas = torch.linspace(scheduler_cfg["beta_start"] ** 0.5, scheduler_cfg["beta_end"] ** 0.5,
@@ -271,8 +259,9 @@ def train(args: argparse.Namespace) -> None:
     optimizer = torch.optim.AdamW(params, weight_decay=0.01)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     ema = {name: copy.deepcopy(models[name]).requires_grad_(False) for name in ("unet", "text_encoder")}
-    ema_models = {"unet": ema["unet"], "text_encoder": ema["text_encoder"], "vae": models["vae"]}
+    ema_models = {"unet": ema["unet"], "text_encoder": ema["text_encoder"], "vae": vae}
     generator = torch.Generator().manual_seed(args.seed + 1)
+    shares = torch.tensor([b[4] for b in BUCKETS])
     unet.train()
     encoder.train()
     best = -1.0
@@ -282,33 +271,28 @@ def train(args: argparse.Namespace) -> None:
         cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.steps)))
         for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = lr * warm * cosine
-        index = torch.randint(0, latents.shape[0], (args.batch,), generator=generator)
-        x0 = latents[index]
-        flip = torch.rand(args.batch, generator=generator) < 0.5
-        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        ids = vocab.compact_ids[caption_index[index]]
-        partial = torch.zeros(args.batch, dtype=torch.bool)
-        if args.partial_captions > 0:
-            variant = torch.randint(0, vocab.partial_ids.shape[1], (args.batch,), generator=generator)
-            partial = torch.rand(args.batch, generator=generator) < args.partial_captions
-            ids = torch.where(partial[:, None], vocab.partial_ids[caption_index[index], variant], ids)
-        drop = torch.rand(args.batch, generator=generator) < args.caption_dropout
-        ids = torch.where(drop[:, None], vocab.compact_empty[None], ids)
+        bucket = buckets[int(torch.multinomial(shares, 1, generator=generator))]
+        n = bucket.batch
+        index = torch.randint(0, bucket.latents.shape[0], (n,), generator=generator)
+        x0 = bucket.latents[index]
+        ids = bucket.full[index]
+        variant = torch.randint(0, bucket.partial.shape[1], (n,), generator=generator)
+        partial = torch.rand(n, generator=generator) < args.partial_captions
+        ids = torch.where(partial[:, None], bucket.partial[index, variant], ids)
+        drop = torch.rand(n, generator=generator) < args.caption_dropout
+        ids = torch.where(drop[:, None], vocab.empty[None], ids)
+        ids = vocab.with_distractors(ids, args.distractors, generator)
         noise = torch.randn(x0.shape, generator=generator)
-        noise = noise + args.offset_noise * torch.randn((args.batch, 4, 1, 1), generator=generator)
-        t = torch.randint(0, len(betas), (args.batch,), generator=generator)
+        noise = noise + args.offset_noise * torch.randn((n, 4, 1, 1), generator=generator)
+        low = torch.rand(n, generator=generator) < args.low_noise_share
+        t = torch.where(low, torch.randint(0, 250, (n,), generator=generator),
+                        torch.randint(0, len(betas), (n,), generator=generator))
         ab = alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         context = encoder(input_ids=ids).last_hidden_state
-        if args.emphasis_aug > 0:
-            context = emphasise(context, vocab.colour_mask[caption_index[index]], sizes[index], args.emphasis_aug,
-                                ~(drop | partial), generator)
-        if args.context_dropout > 0:
-            # Hide single token states (behind the empty prompt's), so each word's own state has to matter:
-            # that is what makes an emphasis weight on one word move the picture.
-            empty = encoder(input_ids=vocab.compact_empty[None]).last_hidden_state
-            hide = torch.rand((args.batch, context.shape[1], 1), generator=generator) < args.context_dropout
-            context = torch.where(hide & ~drop[:, None, None], empty, context)
+        weights = torch.where(drop | partial, torch.ones(n), bucket.weights[index])
+        use = torch.rand(n, generator=generator) < args.emphasis_aug
+        context = emphasise(context, vocab.colour_mask(ids), torch.where(use, weights, torch.ones(n)))
         pred = unet(noisy, t, encoder_hidden_states=context).sample
         loss = ((pred - noise) ** 2).mean(dim=(1, 2, 3)).mul(loss_weight[t]).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -320,49 +304,68 @@ def train(args: argparse.Namespace) -> None:
             for name in ema:
                 for p_ema, p in zip(ema[name].parameters(), models[name].parameters(), strict=True):
                     p_ema.lerp_(p, 1 - decay)
-        if step % 50 == 0:
+        if step % 100 == 0:
             log(f"step {step} loss {loss.item():.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
-                f"{(time.time() - step_time) / 50:.3f} s/step elapsed {(time.time() - started) / 60:.1f} min")
+                f"{(time.time() - step_time) / 100:.3f} s/step elapsed {(time.time() - started) / 60:.1f} min")
             step_time = time.time()
         if step % args.eval_every == 0 or step == args.steps:
-            fg, bg, shape = evaluate(ema_models, arch, vocab, every=args.eval_subsample)
-            score = fg + bg + shape
-            log(f"eval step {step}: fg {fg:.2f} bg {bg:.2f} shape {shape:.2f}")
-            if score >= best:
-                best = score
+            scores = selection_score(ema_models, arch, vocab)
+            total = sum(scores.values())
+            log(f"eval step {step}: {scores}")
+            if total >= best:
+                best = total
+                sidecar["training"]["selected_step"] = step
                 save_checkpoint(ema_models, vocab, arch, sidecar, Path(args.out))
                 log(f"saved {args.out} (best so far)")
             step_time = time.time()
+    from scripts.demo_decoder import install_decoder  # stage 4 lives beside this script and imports from it
+
+    install_decoder(vae, args)
     log(f"done in {(time.time() - started) / 60:.1f} min")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, epilog=(
-        "The shipped checkpoint is the defaults (seed 0): VAE 2,500 steps (16 min), UNet 8,500 steps (51 min), one "
-        "thread. --init, --emphasis-aug, --partial-captions and --context-dropout are fine-tuning experiments, off."))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--images", type=int, default=20000)
-    parser.add_argument("--vae-steps", type=int, default=2500)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data-scale", type=float, default=1.0, help="share of each bucket's scene count")
+    parser.add_argument("--vae-steps", type=int, default=2400)
+    parser.add_argument("--vae-batch", type=int, default=24)
     parser.add_argument("--vae-cache", default="", help="reuse/store the trained VAE here (speeds up trials)")
-    parser.add_argument("--steps", type=int, default=8500)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=9000)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--text-lr-mult", type=float, default=2.0)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--min-snr", type=float, default=5.0)
-    parser.add_argument("--offset-noise", type=float, default=0.1)
+    parser.add_argument("--low-noise-share", type=float, default=0.2, help="share of samples with t < 250")
+    parser.add_argument("--offset-noise", type=float, default=0.05)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
-    parser.add_argument("--init", default="", help="fine-tune from this demo checkpoint (its sidecar and VAE)")
-    parser.add_argument("--context-dropout", type=float, default=0.0, help="share of token states hidden")
-    parser.add_argument("--emphasis-aug", type=float, default=0.0, help="share of captions with a weighted colour")
-    parser.add_argument("--partial-captions", type=float, default=0.0, help="share of shortened captions")
-    parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--eval-subsample", type=int, default=1, help="use every n-th of the 48 eval prompts")
+    parser.add_argument("--partial-captions", type=float, default=0.1, help="share of shortened captions")
+    parser.add_argument("--distractors", type=float, default=0.25, help="share of captions with unseen tokens")
+    parser.add_argument("--emphasis-aug", type=float, default=0.3, help="share of captions with a weighted colour")
+    parser.add_argument("--eval-every", type=int, default=750)
+    parser.add_argument("--decoder-steps", type=int, default=2000, help="stage 4: decoder-only fine-tuning")
+    parser.add_argument("--only-decoder", action="store_true",
+                        help="run stage 4 alone: the stage-1 VAE from --vae-cache into the checkpoint at --out")
     return parser.parse_args(argv)
 
 
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not args.only_decoder:
+        train(args)
+        return
+    torch.set_num_threads(args.threads)
+    sidecar = json.loads(Path(args.out).with_suffix(".json").read_text(encoding="utf-8"))
+    vae = AutoencoderKL.from_config(architecture(sidecar).vae_config())
+    vae.load_state_dict(torch.load(args.vae_cache, weights_only=True))
+    vae.register_to_config(scaling_factor=sidecar["vae"]["scaling_factor"])
+    from scripts.demo_decoder import install_decoder
+
+    install_decoder(vae.eval(), args)
+
+
 if __name__ == "__main__":
-    train(parse_args())
+    main()

@@ -41,7 +41,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 
 def test_demo_checkpoint_is_small_and_described_by_its_sidecar():
-    assert DEFAULT_CHECKPOINT.stat().st_size <= 25_000_000
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 40_000_000  # fp16, as the demo-model issue allows
     sidecar = json.loads(DEFAULT_CHECKPOINT.with_suffix(".json").read_text(encoding="utf-8"))
     assert sidecar["base"] == "sd1" and sidecar["name"] == "demo-shapes"
 

@@ -110,6 +110,14 @@ def test_seed_resize_smaller_pastes_in_centre():
     assert torch.equal(noise[0][outside], full[outside])
 
 
+def test_seed_resize_counts_in_the_vaes_own_cells():
+    # A 4x VAE (the demo model): the same 8x12 latent is 48x32 px, and noise for 24x16 px is 4x6 cells, pasted centred.
+    noise, _ = image_noise(SHAPE, [21], seed_resize_from=(24, 16), latent_scale=4)
+    assert torch.equal(noise[0, :, 2:6, 3:9], torch.randn((4, 4, 6), generator=create_generator(21)))
+    assert torch.equal(image_noise(SHAPE, [21], seed_resize_from=(48, 32), latent_scale=4)[0],
+                       image_noise(SHAPE, [21])[0])
+
+
 def test_seed_resize_larger_is_centre_cropped():
     noise, _ = image_noise(SHAPE, [21], seed_resize_from=(160, 96))  # 12x20 latent, bigger on both sides
     big = torch.randn((4, 12, 20), generator=create_generator(21))

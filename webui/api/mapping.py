@@ -107,6 +107,12 @@ def common_fields(runtime: Runtime, body: GenerationFields,
         "save_images": body.save_images and not body.do_not_save_samples,
         "save_grid": body.save_images and not body.do_not_save_grid,
     }
+    # A1111's API starts at 512x512; ours starts at the Settings default, whose 0 means the native size of the
+    # checkpoint the job will use (1024 for SDXL, 64 for the demo). A size the client sends always wins.
+    if not {"width", "height"} <= body.model_fields_set:
+        width, height = runtime.default_size(fields["checkpoint"], settings)
+        fields["width"] = body.width if "width" in body.model_fields_set else width
+        fields["height"] = body.height if "height" in body.model_fields_set else height
     for name in ("eta", "s_churn", "s_tmin", "s_tmax", "s_noise"):
         value = getattr(body, name)
         if value is not None:

@@ -99,6 +99,13 @@ class Architecture:
         """Training-noise schedule plus prediction type, ready to merge into a diffusers scheduler config."""
         return {**_thaw(self.scheduler), "prediction_type": self.prediction_type}
 
+    @property
+    def native_size(self) -> int:
+        """The side in pixels the model was trained at: the VAE config's `sample_size` (diffusers' convention;
+        512 for SD1/SD2, 768 for SD2-v, 1024 for SDXL, 64 for the bundled demo)."""
+        size = self.vae.get("sample_size")
+        return int(size) if isinstance(size, int) and size >= 8 else 512
+
     def text_encoder(self, slot: str) -> TextEncoderSpec | None:
         """The encoder in `slot` ("text_encoder" / "text_encoder_2"), or None when the family has none there."""
         return next((spec for spec in self.text_encoders if spec.slot == slot), None)

@@ -13,7 +13,7 @@ import torch
 from webui.errors import ModelFileError, UserInputError
 from webui.models.device import DeviceConfig
 from webui.models.loader import LoadedComponents, load_components, resolve_architecture
-from webui.models.registry import CheckpointInfo, CheckpointRegistry, VaeInfo
+from webui.models.registry import BUNDLED_DEMO_STEM, CheckpointInfo, CheckpointRegistry, VaeInfo
 from webui.networks import LoraPatcher, ModelNames
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,26 @@ class ModelManager:
             self._free()
             self._loaded = LoadedModel(info, components, None, None, self.device.lora_keep_backups)
             return self._loaded
+
+    def native_size(self, checkpoint: str | None = None) -> int:
+        """The training side (px) of the checkpoint a job would use, read from the loaded model or the file's
+        sidecar/header without loading it; 512 when there is no checkpoint or it cannot be read."""
+        try:
+            info = self._pick_checkpoint(checkpoint)
+            current = self._loaded
+            if current is not None and current.checkpoint == info:
+                return current.architecture.native_size
+            return resolve_architecture(info.path).native_size
+        except (UserInputError, ModelFileError, OSError) as error:
+            log.debug("native size unknown (%s); using 512", error)
+            return 512
+
+    def is_bundled_demo(self, checkpoint: str | None = None) -> bool:
+        """Whether a job would run on the bundled demo checkpoint (the user has none of their own, or chose it)."""
+        try:
+            return self._pick_checkpoint(checkpoint).stem == BUNDLED_DEMO_STEM
+        except UserInputError:
+            return False
 
     def unload(self) -> None:
         with self._lock:

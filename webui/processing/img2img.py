@@ -85,7 +85,8 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
             job.begin(batch_no)
             seeds = all_seeds[batch_no * batch_size:(batch_no + 1) * batch_size]
             subseeds = all_subseeds[batch_no * batch_size:(batch_no + 1) * batch_size]
-            noise, generators = initial_noise(request, tuple(init_latent.shape[1:]), seeds, subseeds, ctx.device)
+            noise, generators = initial_noise(request, tuple(init_latent.shape[1:]), seeds, subseeds, ctx.device,
+                                              ctx.scale)
             start = init_latent
             if keep is not None and request.inpainting_fill == InpaintingFill.LATENT_NOISE:
                 start = init_latent * keep + noise * (1 - keep)

@@ -97,13 +97,15 @@ def image_noise(
     seed_resize_from: tuple[int, int] | None = None,
     *,
     eta_noise_seed_delta: int = 0,
+    latent_scale: int = 8,
 ) -> tuple[torch.Tensor, list[torch.Generator]]:
     """Initial noise (B, C, H, W), fp32 on CPU, for latent `shape` (C, H, W), one image per seed.
 
     Image i draws from its own generator seeded with seeds[i], so its noise does not depend on the batch.
     Variation: slerp(subseed_strength, noise(seed), noise(subseed)); a missing subseed counts as 0.
     Seed resize (`seed_resize_from` = (width, height) in pixels, ignored when a side is <= 0): the noise (and
-    its variation) is made at from-size/8 and pasted centred into full-size noise of the same seed.
+    its variation) is made at from-size / `latent_scale` (the VAE's factor, 8 for SD) and pasted centred into
+    full-size noise of the same seed.
     The returned generators sit right after each image's full-size draw, so later sampler noise continues
     each image's stream; with `eta_noise_seed_delta` != 0 they are re-seeded with seed + delta instead.
     """
@@ -114,7 +116,7 @@ def image_noise(
     noise_shape: tuple[int, ...] = shape
     if seed_resize_from is not None and seed_resize_from[0] > 0 and seed_resize_from[1] > 0:
         width, height = (int(v) for v in seed_resize_from)
-        noise_shape = (channels, height // 8, width // 8)
+        noise_shape = (channels, height // latent_scale, width // latent_scale)
     use_variation = subseeds is not None and subseed_strength != 0
     generators = [create_generator(seed) for seed in seeds]
     images = []

@@ -128,12 +128,12 @@ class SamplingPass:
 
 
 def initial_noise(request: GenerationRequest, shape: Sequence[int], seeds: list[int], subseeds: list[int],
-                  device: DeviceConfig) -> tuple[Tensor, list[torch.Generator]]:
+                  device: DeviceConfig, latent_scale: int = 8) -> tuple[Tensor, list[torch.Generator]]:
     """Each image's noise from its own CPU generator (seed, variation, seed resize, ENSD as the request says)."""
     resize = (request.seed_resize_from_w, request.seed_resize_from_h) \
         if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None
     noise, generators = image_noise(shape, seeds, subseeds, request.subseed_strength, resize,
-                                    eta_noise_seed_delta=request.eta_noise_seed_delta)
+                                    eta_noise_seed_delta=request.eta_noise_seed_delta, latent_scale=latent_scale)
     return noise.to(device.device), generators  # latents stay fp32; the UNet call casts to the model dtype
 
 

@@ -53,6 +53,16 @@ class Runtime:
     def registry(self) -> CheckpointRegistry:
         return self.models.registry
 
+    def default_size(self, checkpoint: str | None = None, settings: Settings | None = None) -> tuple[int, int]:
+        """(width, height) a form or API body starts with: the Settings defaults, where 0 means the native size
+        of the checkpoint the job would use."""
+        settings = settings or self.settings.current
+        width, height = settings.default_width, settings.default_height
+        if width and height:
+            return width, height
+        native = self.models.native_size(checkpoint if checkpoint is not None else settings.sd_model_checkpoint)
+        return width or native, height or native
+
     def new_job(self, settings: Settings | None = None) -> JobState:
         """The one job factory for UI, API and scripts: a live preview every N steps, as `settings` say."""
         settings = settings or self.settings.current

@@ -36,14 +36,22 @@ class Settings(BaseModel):
     default_sampler_name: str = "DPM++ 2M"
     default_scheduler: str = "Automatic"
     default_steps: int = Field(20, ge=1, le=150)
-    default_width: int = Field(512, ge=64, le=2048, multiple_of=8)
-    default_height: int = Field(512, ge=64, le=2048, multiple_of=8)
+    # 0: the loaded model's native size (512 for SD1, 1024 for SDXL, 64 for the demo), as the UI and API default.
+    default_width: int = Field(0, ge=0, le=2048, multiple_of=8)
+    default_height: int = Field(0, ge=0, le=2048, multiple_of=8)
     default_cfg_scale: float = Field(7.0, ge=1.0, le=30.0)
     samples_format: str = Field("png", pattern="^(png|jpg|jpeg|webp|avif)$")
     samples_filename_pattern: str = ""
     save_to_dirs: bool = True
     outdir_samples: str = ""  # one folder for every mode's images; relative to (and kept inside) the data folder
     localization: str = Field("Auto", pattern="^(Auto|None|en|zh-CN)$")  # Auto (A1111: None) = the browser language
+
+    @field_validator("default_width", "default_height")
+    @classmethod
+    def _size_or_model(cls, value: int) -> int:
+        if 0 < value < 64:
+            raise ValueError("must be 0 (the model's native size) or at least 64")
+        return value
 
     # Checked when stored (POST /options, the Settings tab), not when the next generation trips over them.
     @field_validator("emphasis")

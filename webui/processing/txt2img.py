@@ -63,7 +63,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
             try:
                 # 3. First pass: initial noise from each image's own CPU generator, then the denoising loop.
                 shape = (ctx.latent_channels, request.height // ctx.scale, request.width // ctx.scale)
-                noise, generators = initial_noise(request, shape, seeds, subseeds, ctx.device)
+                noise, generators = initial_noise(request, shape, seeds, subseeds, ctx.device, ctx.scale)
                 image_cond = inpainting_conditioning(ctx, None, None, len(seeds), request.height, request.width)
                 if batch_no > 0 and request.enable_hr:
                     activate_networks(model, runtime.loras, plan.networks)  # the hires pass may have changed them
@@ -110,7 +110,7 @@ def _hires_fix(ctx, request: Txt2ImgRequest, runtime: Runtime, first_sampler, la
     for warning in networks.warnings:
         if warning not in result.warnings:
             result.warnings.append(warning)
-    noise, generators = initial_noise(request, tuple(upscaled.shape[1:]), seeds, subseeds, ctx.device)
+    noise, generators = initial_noise(request, tuple(upscaled.shape[1:]), seeds, subseeds, ctx.device, ctx.scale)
     hires_latents, used = run_pass(ctx, spec, noise, generators, seeds, job)
     return hires_latents, used, networks.lora_hashes
 

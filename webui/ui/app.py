@@ -15,6 +15,7 @@ from webui.ui.generation import SessionJobs
 from webui.ui.i18n import locale_head_script, make_i18n, t, translated_choices
 from webui.ui.keyedit import KEYEDIT_JS, keyedit_html
 from webui.ui.merger_tab import build_merger
+from webui.ui.model_defaults import demo_notice, wire_model_defaults
 from webui.ui.networks_panel import load_events
 from webui.ui.panels import selected_image
 from webui.ui.paste import img2img_targets, pasted_updates, txt2img_targets
@@ -67,6 +68,7 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
             clip_skip = gr.Slider(1, 12, value=settings.CLIP_stop_at_last_layers, step=1, label=t("Clip skip"),
                                   elem_id="setting_CLIP_stop_at_last_layers", scale=2)
         top = TopBar(checkpoint, vae, clip_skip)
+        notice = demo_notice(runtime, checkpoint.value)
         keyedit = gr.HTML(keyedit_html(settings), elem_classes="sdw-hidden")
         demo.load(lambda: keyedit_html(runtime.settings.current), None, [keyedit], show_progress="hidden",
                   concurrency_limit=None)
@@ -95,7 +97,7 @@ def build_ui(runtime: Runtime) -> gr.Blocks:
                 build_settings(runtime.settings)
 
         _wire_top_bar(runtime, top, refresh)
-        _wire_defaults(demo, runtime, top, [txt] + ([img] if img else []))
+        wire_model_defaults(demo, runtime, top.checkpoint, notice, [txt] + ([img] if img else []))
         load_events(demo, txt.network_tabs, "txt2img", runtime, thumbnails)
         if img is not None:
             load_events(demo, img.network_tabs, "img2img", runtime, thumbnails)
@@ -132,22 +134,6 @@ def _wire_top_bar(runtime: Runtime, top: TopBar, refresh: gr.Button) -> None:
     for component, option in ((top.checkpoint, "sd_model_checkpoint"), (top.vae, "sd_vae"),
                               (top.clip_skip, "CLIP_stop_at_last_layers")):
         component.input(remember(option), [component], None, show_progress="hidden", concurrency_limit=None)
-
-
-def _wire_defaults(demo: gr.Blocks, runtime: Runtime, top: TopBar, tabs: list) -> None:
-    """Each page load takes the current defaults from Settings (they may have changed since start-up)."""
-    outputs = [component for tab in tabs for component in (tab.params.sampler, tab.params.scheduler,
-                                                            tab.params.steps, tab.params.width, tab.params.height,
-                                                            tab.params.cfg_scale)]
-
-    def defaults():
-        s = runtime.settings.current
-        return [s.default_sampler_name, s.default_scheduler, s.default_steps, s.default_width, s.default_height,
-                s.default_cfg_scale] * len(tabs)
-
-    # The page marks itself once the defaults are in, so a script (or a browser test) can wait for that state.
-    demo.load(defaults, None, outputs, show_progress="hidden", concurrency_limit=None).then(
-        None, None, None, js="() => { document.body.dataset.defaultsLoaded = '1'; }", show_progress="hidden")
 
 
 def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image, png_infotext, png_to_txt2img,

@@ -129,7 +129,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                     extra["resize_mode"] = gr.Radio(translated_choices(RESIZE_MODES), value=RESIZE_MODES[0],
                                                     type="index", label=t("Resize mode"),
                                                     elem_id="img2img_resize_mode")
-                    params = sampling_params("img2img", runtime.settings.current)
+                    params = sampling_params("img2img", runtime.settings.current, runtime.default_size())
                     sizes = size_controls()
                     extra["size_kind"], extra["size_scale"] = sizes.kind, sizes.scale
                     extra["denoising"] = gr.Slider(0, 1, value=0.75, step=0.01, label=t("Denoising strength"),

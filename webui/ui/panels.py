@@ -142,7 +142,7 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
 AUTOMATIC = ("Automatic",)  # the one schedule-type label that is a word, not a name
 
 
-def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
+def sampling_params(prefix: str, settings: Settings, size: tuple[int, int]) -> SamplingParams:
     with gr.Row():
         # Typing filters the list; a typed or pasted legacy name ("DPM++ 2S a Karras") is split by on_sampler_typed.
         sampler = gr.Dropdown([s.name for s in SAMPLER_NAMES], value=settings.default_sampler_name,
@@ -155,9 +155,9 @@ def sampling_params(prefix: str, settings: Settings) -> SamplingParams:
                       elem_id=f"{prefix}_steps")
     with gr.Row():
         with gr.Column(scale=4):
-            width = gr.Slider(64, 2048, value=settings.default_width, step=8, label=t("Width"),
+            width = gr.Slider(64, 2048, value=size[0], step=8, label=t("Width"),
                               elem_id=f"{prefix}_width")
-            height = gr.Slider(64, 2048, value=settings.default_height, step=8, label=t("Height"),
+            height = gr.Slider(64, 2048, value=size[1], step=8, label=t("Height"),
                                elem_id=f"{prefix}_height")
         with gr.Column(scale=0, min_width=48):
             swap = gr.Button("⇅", elem_classes="sdw-tool", elem_id=f"{prefix}_res_switch_btn", min_width=40)

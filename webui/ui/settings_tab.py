@@ -48,10 +48,12 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
             fields["default_steps"] = gr.Slider(1, 150, value=current.default_steps, step=1,
                                                 label=t("Default sampling steps"))
             with gr.Row():
-                fields["default_width"] = gr.Slider(64, 2048, value=current.default_width, step=8,
-                                                    label=t("Default width"))
-                fields["default_height"] = gr.Slider(64, 2048, value=current.default_height, step=8,
-                                                     label=t("Default height"))
+                fields["default_width"] = gr.Slider(0, 2048, value=current.default_width, step=8,
+                                                    label=t("Default width"),
+                                                    info=t("0: the loaded model's native size"))
+                fields["default_height"] = gr.Slider(0, 2048, value=current.default_height, step=8,
+                                                     label=t("Default height"),
+                                                     info=t("0: the loaded model's native size"))
             fields["default_cfg_scale"] = gr.Slider(1, 30, value=current.default_cfg_scale, step=0.5,
                                                     label=t("Default CFG Scale"))
             fields["extra_networks_default_multiplier"] = gr.Slider(

@@ -137,7 +137,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
         with gr.Column(scale=1, min_width=360):
             with gr.Tabs(elem_id="txt2img_extra_tabs"):
                 with gr.Tab(t("Generation"), elem_id="txt2img_generation_tab"):
-                    params = sampling_params("txt2img", runtime.settings.current)
+                    params = sampling_params("txt2img", runtime.settings.current, runtime.default_size())
                     hires = hires_accordion(runtime)
                     scripts = scripts_panel("txt2img", "txt2img", runtime, style_store)
                 tabs = network_tabs("txt2img", runtime, thumbnails)
