@@ -160,7 +160,10 @@ def locale_head_script(localization: str = "Auto") -> str:
     key = json.dumps(STORAGE_KEY)
     return (
         "<script>(function(){var chosen=null;try{chosen=localStorage.getItem(" + key + ");}catch(e){}"
-        "if(!chosen){chosen=" + fallback + ";}if(!chosen||chosen==='Auto'){return;}"
+        "if(!chosen){chosen=" + fallback + ";}"
+        # The server words its toasts and status lines in the same language (webui.ui.messages reads this cookie).
+        "document.cookie=" + key + "+'='+encodeURIComponent(chosen||'Auto')+';path=/;SameSite=Lax';"
+        "if(!chosen||chosen==='Auto'){return;}"
         "var urls=performance.getEntriesByType('resource').map(function(r){return r.name;})"
         ".filter(function(u){return /\\/assets\\/core-[\\w-]+\\.js$/.test(u);});"
         "if(!urls.length){return;}"
@@ -174,4 +177,5 @@ def remember_locale_js() -> str:
     key = json.dumps(STORAGE_KEY)
     return ("(lang) => { let before = null; try { before = localStorage.getItem(" + key + "); "
             "localStorage.setItem(" + key + ", lang); } catch (e) {} "
+            "document.cookie = " + key + " + '=' + encodeURIComponent(lang) + ';path=/;SameSite=Lax'; "
             "if ((before || 'Auto') !== lang) { setTimeout(() => window.location.reload(), 800); } return lang; }")
