@@ -1,8 +1,9 @@
 """Find, by reading the code, every English message the UI can show at run time, as a catalogue template.
 
-UI code: the literal first argument of `ui_text(...)` / `catalogued(...)`, and every gr.Info/gr.Warning/gr.Error call
-(which must go through the translator). Lower layers: the text of user errors they raise, result warnings, training
-phases and the lines of their reports (`summary()`, `hint()`); an f-string's values become `{placeholders}`.
+UI code: the literal first argument of `ui_text(...)` / `catalogued(...)`, and every toast (which must go through
+the translator's show_info / show_warning / shown_error). Lower layers: the text of user errors they raise, result
+warnings, training phases and the lines of their reports (`summary()`, `hint()`); an f-string's values become
+`{placeholders}`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ WEBUI = REPO / "webui"
 UI = WEBUI / "ui"
 TRANSLATORS = {"ui_text", "ui_message", "ui_error"}
 TOASTS = {"Info", "Warning", "Error"}
+TOAST_HELPERS = {"show_info", "show_warning", "shown_error"}
 # Front ends that never show text in the web UI: the HTTP API, the Ray Serve adapter, and command-line-only modules.
 NOT_SHOWN_IN_UI = ("webui/api/", "webui/serve/", "webui/models/bake.py", "webui/models/bake_cli.py",
                    "webui/training/train_network.py")
@@ -164,17 +166,19 @@ def _translated_expression(node: ast.expr) -> bool:
 
 
 def untranslated_toasts() -> list[str]:
-    """gr.Info / gr.Warning / gr.Error calls in webui/ui whose message does not come from the translator."""
+    """Toasts in webui/ui that bypass the translator: a direct gr.Info/gr.Warning/gr.Error (its title would stay
+    English), or a show_info/show_warning/shown_error whose message does not come from ui_text/ui_message."""
     bad = []
     for path in sorted(UI.glob("*.py")):
         if path.name == "messages.py":  # the translator itself
             continue
         rel = path.relative_to(REPO).as_posix()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in TOASTS \
-                    and ast.unparse(node.func.value) == "gr":
-                message = node.args[0] if node.args else next(
-                    (k.value for k in node.keywords if k.arg == "message"), None)
-                if message is None or not _translated_expression(message):
-                    bad.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            if name in {f"gr.{toast}" for toast in TOASTS}:
+                bad.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+            elif name in TOAST_HELPERS and not (node.args and _translated_expression(node.args[0])):
+                bad.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
     return bad

@@ -11,7 +11,7 @@ from webui.processing.runtime import Runtime
 from webui.processing.upscale import upscaler_names
 from webui.ui.generation import SessionJobs
 from webui.ui.i18n import t
-from webui.ui.messages import ui_error, ui_text
+from webui.ui.messages import shown_error, ui_error, ui_text
 
 
 def build_extras(runtime: Runtime) -> gr.Image:
@@ -48,7 +48,7 @@ def build_extras(runtime: Runtime) -> gr.Image:
 
     def on_run(picture, mode, by, w, h, crop_to_fit, first, second, second_visibility, request: gr.Request):
         if picture is None:
-            raise gr.Error(ui_text("Upload an image first"))
+            raise shown_error(ui_text("Upload an image first"))
         try:
             extras = make_request(ExtrasRequest, dict(
                 resize_mode=mode, upscaling_resize=float(by), upscaling_resize_w=int(w or 0),

@@ -11,7 +11,7 @@ import torch
 from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
 from webui.processing.txt2img import GenerationResult
-from webui.ui.messages import catalogued, ui_message, ui_text
+from webui.ui.messages import catalogued, show_warning, shown_error, ui_message, ui_text
 from webui.ui.result_files import saved_html
 
 POLL_SECONDS = 0.4
@@ -111,10 +111,10 @@ def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: Jo
     finally:
         jobs.drop(session, job)
     if "error" in outcome:
-        raise gr.Error(ui_message(readable_error(outcome["error"])))
+        raise shown_error(ui_message(readable_error(outcome["error"])))
     result: GenerationResult = outcome["result"]
     for warning in result.warnings:
-        gr.Warning(ui_message(warning))
+        show_warning(ui_message(warning))
     images = ([result.grid] if result.grid is not None else []) + result.images
     grid_text = result.grid_infotext or (result.infotexts[0] if result.infotexts else "")
     infotexts = ([grid_text] if result.grid is not None else []) + result.infotexts

@@ -158,7 +158,7 @@ def locale_head_script(localization: str = "Auto") -> str:
     """
     fallback = json.dumps(localization if localization in LOCALES else "Auto")
     key = json.dumps(STORAGE_KEY)
-    return (
+    return toast_title_script() + (
         "<script>(function(){var chosen=null;try{chosen=localStorage.getItem(" + key + ");}catch(e){}"
         "if(!chosen){chosen=" + fallback + ";}"
         # The server words its toasts and status lines in the same language (webui.ui.messages reads this cookie).
@@ -170,6 +170,21 @@ def locale_head_script(localization: str = "Auto") -> str:
         "import(urls[0]).then(function(m){if(m.changeLocale){m.changeLocale(chosen);}}).catch(function(){});"
         "})();</script>"
     )
+
+
+TOAST_TITLES = ("Error", "Info", "Success", "Warning")
+
+
+def toast_title_script() -> str:
+    """Gradio titles a toast by its kind in English whatever title the server sends; on a Chinese page (Gradio sets
+    <html lang>) the titles are replaced with the table's words as toasts appear."""
+    titles = json.dumps({title: ZH_CN[title] for title in TOAST_TITLES}, ensure_ascii=False)
+    return ("<script>(function(){var titles=" + titles + ";function retitle(){"
+            "if(document.documentElement.lang!=='zh-CN'){return;}"
+            "document.querySelectorAll('.toast-title').forEach(function(el){el.childNodes.forEach(function(node){"
+            "var word=node.nodeType===3?node.data.trim():'';if(titles[word]){node.data=titles[word]+' ';}});});}"
+            "new MutationObserver(retitle).observe(document.documentElement,{subtree:true,childList:true});"
+            "})();</script>")
 
 
 def remember_locale_js() -> str:

@@ -11,7 +11,7 @@ from webui.networks.errors import LoraNotFoundError
 from webui.networks.library import LoraInfo, UserMetadata, tag_frequency, write_user_metadata
 from webui.processing.runtime import Runtime
 from webui.ui.i18n import t, translated_choices
-from webui.ui.messages import catalogued, ui_error, ui_message, ui_text
+from webui.ui.messages import catalogued, show_info, shown_error, ui_error, ui_message, ui_text
 
 SD_VERSIONS = ("Unknown", "SD1", "SD2", "SDXL")
 # (ss_* key, label) in the order A1111's metadata view lists the facts users look for first.
@@ -94,8 +94,8 @@ def lora_metadata_dialog(prefix: str, runtime: Runtime, rerender: Callable[[], l
                                 sd_version="" if new_version in (None, "Unknown") else new_version)
             sidecar = write_user_metadata(info.path, user)
         except (LoraNotFoundError, UserInputError, OSError) as error:
-            raise gr.Error(ui_text("Could not save the metadata: {error}", error=ui_message(str(error)))) from None
-        gr.Info(ui_text("Saved {file}", file=sidecar.name))
+            raise shown_error(ui_text("Could not save the metadata: {error}", error=ui_message(str(error)))) from None
+        show_info(ui_text("Saved {file}", file=sidecar.name))
         return [gr.Group(visible=False), *rerender()]
 
     open_button.click(on_open, [opener], [dialog, *fields], **quick)

@@ -150,6 +150,19 @@ def ui_message(message: str) -> str:
     return translate_message(message, session_locale())
 
 
+def shown_error(text: str) -> gr.Error:
+    """An error toast with its title in the session's language: `raise shown_error(ui_text("…"))`."""
+    return gr.Error(text, title=ui_text("Error"))
+
+
+def show_warning(text: str) -> None:
+    gr.Warning(text, title=ui_text("Warning"))
+
+
+def show_info(text: str) -> None:
+    gr.Info(text, title=ui_text("Info"))
+
+
 def ui_error(error: BaseException) -> gr.Error:
     """The toast for a user's mistake caught by a handler: `raise ui_error(error) from None`."""
-    return gr.Error(ui_message(str(error)))
+    return shown_error(ui_message(str(error)))

@@ -23,7 +23,7 @@ from webui.ui.extra_networks import (
 )
 from webui.ui.i18n import t, translated_choices
 from webui.ui.lora_metadata import lora_metadata_dialog
-from webui.ui.messages import catalogued, ui_error, ui_message, ui_text
+from webui.ui.messages import catalogued, show_info, ui_error, ui_message, ui_text
 from webui.ui.panels import selected_image
 
 EMPTY_TEXT = MappingProxyType({
@@ -115,7 +115,7 @@ def card_actions(prefix: str, runtime: Runtime, thumbnails: ThumbnailCache, tabs
             path = set_card_preview(runtime, kind, name, selected_image(images, index))
         except UserInputError as error:
             raise ui_error(error) from None
-        gr.Info(ui_text("Preview saved: {file}", file=path.name))
+        show_info(ui_text("Preview saved: {file}", file=path.name))
         position = [tab.kind for tab in tabs].index(kind)
         html, folder = _renderer(by_kind[kind], prefix, runtime, thumbnails, rescan=False)(
             filters[2 * position], filters[2 * position + 1])

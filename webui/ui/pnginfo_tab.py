@@ -8,7 +8,7 @@ from PIL import Image, UnidentifiedImageError
 
 from webui.processing.png_info import read_png_parameters
 from webui.ui.i18n import t
-from webui.ui.messages import ui_text
+from webui.ui.messages import shown_error, ui_text
 
 
 def read_image_info(path: str | None) -> tuple[str, str]:
@@ -19,7 +19,7 @@ def read_image_info(path: str | None) -> tuple[str, str]:
         with Image.open(path) as image:
             infotext, items = read_png_parameters(image)
     except (OSError, UnidentifiedImageError) as error:
-        raise gr.Error(ui_text("Cannot read this file as an image: {error}", error=error)) from None
+        raise shown_error(ui_text("Cannot read this file as an image: {error}", error=error)) from None
     # The parameters go to the textbox below; the HTML lists the image's other text items, as A1111 does.
     parts = [f"<div><b>{html.escape(str(key))}</b><pre class='sdw-pre'>{html.escape(str(value))}</pre></div>"
              for key, value in items.items() if isinstance(value, (str, int, float))]

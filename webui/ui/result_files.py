@@ -13,7 +13,7 @@ import gradio as gr
 
 from webui.paths import resolve_inside
 from webui.processing.runtime import Runtime
-from webui.ui.messages import ui_text
+from webui.ui.messages import shown_error, ui_text
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -72,10 +72,10 @@ def wire_open_folder(prefix: str, runtime: Runtime) -> None:
 
     def on_open(folder: str, request: gr.Request) -> None:
         if not is_local(request):
-            raise gr.Error(ui_text("Folders open on the server's screen only; use the download link instead"))
+            raise shown_error(ui_text("Folders open on the server's screen only; use the download link instead"))
         target = Path(folder or "").resolve()
         if not target.is_dir() or not any(target.is_relative_to(root) for root in saved_folders(runtime)):
-            raise gr.Error(ui_text("Not an output folder: {folder}", folder=folder))
+            raise shown_error(ui_text("Not an output folder: {folder}", folder=folder))
         launch_file_manager(target)
 
     run.click(on_open, [folder_box], None, show_progress="hidden", concurrency_limit=None)

@@ -18,7 +18,7 @@ from webui.training.presets import BUILTIN_PRESETS, load_preset, preset_names, s
 from webui.training.samples import KOHYA_SAMPLERS
 from webui.training.service import training_service
 from webui.ui.i18n import t, translated_choices
-from webui.ui.messages import ui_error, ui_message, ui_text
+from webui.ui.messages import shown_error, ui_error, ui_message, ui_text
 from webui.ui.train_dataset_tab import build_dataset_tabs
 
 _DEFAULTS = TrainingConfig()
@@ -168,7 +168,7 @@ def build_train(runtime: Runtime) -> TrainControls:
     def do_resume(checkpoint_name, sample_text, *values):
         state = service.status().get("state")
         if not state:
-            raise gr.Error(ui_text("Nothing to resume: stop a run first (its state is saved then)"))
+            raise shown_error(ui_text("Nothing to resume: stop a run first (its state is saved then)"))
         do_start(checkpoint_name, sample_text, *values, resume_from=state)
 
     def do_load(name):
