@@ -6,11 +6,15 @@ import ast
 import json
 import re
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Iterator
 
 import httpx
 import pytest
+from gradio.context import LocalContext
+from PIL import Image
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT, demo_runtime
 from tests.ui.conftest import free_port
@@ -22,6 +26,9 @@ from tests.ux.message_sources import (
     ui_templates,
     untranslated_toasts,
 )
+from webui.processing.jobs import JobState
+from webui.ui.generation import progress_html
+from webui.ui.lora_metadata import training_metadata_html
 from webui.ui.messages import (
     CATALOGUES,
     CHINESE,
@@ -33,6 +40,7 @@ from webui.ui.messages import (
     translate_message,
     translate_template,
 )
+from webui.ui.train_dataset_tab import dataset_overview
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -85,7 +93,7 @@ def test_variables_are_kept_and_nested_messages_translated():
     assert translate_message(invalid, ENGLISH) == invalid
 
 
-def test_the_session_language_follows_the_settings_cookie_then_the_browser():
+def test_the_session_language_follows_the_page_cookie_then_the_browser():
     def request(accept: str, cookie: str | None = None):
         return SimpleNamespace(headers={"accept-language": accept}, cookies={LOCALE_COOKIE: cookie} if cookie else {})
 
@@ -94,6 +102,7 @@ def test_the_session_language_follows_the_settings_cookie_then_the_browser():
     assert session_locale(request("en-US", "zh-CN")) == CHINESE
     assert session_locale(request("zh-CN", "en")) == ENGLISH
     assert session_locale(request("zh-CN", "Auto")) == CHINESE
+    assert session_locale(request("zh-CN", "en-US")) == ENGLISH  # the page shows English (no table for en-US)
     assert session_locale(None) == ENGLISH  # outside a Gradio event (tests, scripts): English
 
 
@@ -156,10 +165,46 @@ def test_settings_choice_wins_and_english_pages_stay_english(app):
     assert shown(run_event(app, "txt2img_style_save", "click", ["", "a cat", "", []], ENGLISH_PAGE)) == \
         ["Error: A style needs a name"]
     chosen = {**ENGLISH_PAGE, "Cookie": f"{LOCALE_COOKIE}=zh-CN"}
-    assert shown(run_event(app, "txt2img_style_save", "click", ["", "a cat", "", []], chosen)) == ["错误: 样式需要一个名称"]
+    assert shown(run_event(app, "txt2img_style_save", "click", ["", "a cat", "", []], chosen)) == \
+        ["错误: 样式需要一个名称"]
 
 
 def test_scan_covers_the_ui_modules():
     # Every UI module that shows text is read: a file the glob misses would let its messages through unchecked.
     scanned = {Path(item.where.split(":")[0]).name for item in ui_templates()}
     assert {"generation.py", "train_tab.py", "lora_metadata.py", "panels.py", "extra_networks.py"} <= scanned
+
+
+@contextmanager
+def page(accept_language: str) -> Iterator[None]:
+    """Code below runs as inside a Gradio event from a page whose browser asks for `accept_language`."""
+    token = LocalContext.request.set(SimpleNamespace(headers={"accept-language": accept_language}, cookies={}))
+    try:
+        yield
+    finally:
+        LocalContext.request.reset(token)
+
+
+def test_server_built_progress_metadata_and_dataset_text_follow_the_page(tmp_path):
+    job = JobState(job_count=4, pass_names=("First pass", "Hires pass"))
+    job.begin(2)
+    job.step(2, 10)
+    metadata = {"ss_output_name": "cute dog", "ss_network_dim": "8", "ss_num_epochs": "10",
+                "ss_tag_frequency": json.dumps({"10_dog": {"dog": 20}})}
+    subset = tmp_path / "img" / "10_sks dog"
+    subset.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (64, 64)).save(subset / name)
+    (subset / "tiny.png").write_bytes(b"not an image")
+    with page("zh-CN"):
+        progress = progress_html(job, None)
+        table = training_metadata_html(metadata)
+        overview, _ = dataset_overview(str(tmp_path / "img"), 1, 2)
+    assert "第 3/10 步 · 第一阶段 · 批次 2/2 · 预计剩余" in progress
+    assert "<th>输出名称</th><td>cute dog</td>" in table and "<th>标签</th><th>次数</th>" in table
+    assert "**2 张图片，每轮 20 张（图片数 × 重复次数）" in overview and "已跳过 tiny.png：" in overview
+    assert "| 文件夹 | 图片数 |" in overview
+    with page("en-US"):  # the same calls for an English page: the English text as before
+        assert "Step 3/10 · First pass · Batch 2/2 · ETA" in progress_html(job, None)
+        assert "<th>Output name</th>" in training_metadata_html(metadata)
+        assert dataset_overview(str(tmp_path / "img"), 1, 2)[0].startswith("**2 images, 20 per epoch")

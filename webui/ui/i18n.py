@@ -158,12 +158,9 @@ def locale_head_script(localization: str = "Auto") -> str:
     """
     fallback = json.dumps(localization if localization in LOCALES else "Auto")
     key = json.dumps(STORAGE_KEY)
-    return toast_title_script() + (
+    return page_language_script() + (
         "<script>(function(){var chosen=null;try{chosen=localStorage.getItem(" + key + ");}catch(e){}"
-        "if(!chosen){chosen=" + fallback + ";}"
-        # The server words its toasts and status lines in the same language (webui.ui.messages reads this cookie).
-        "document.cookie=" + key + "+'='+encodeURIComponent(chosen||'Auto')+';path=/;SameSite=Lax';"
-        "if(!chosen||chosen==='Auto'){return;}"
+        "if(!chosen){chosen=" + fallback + ";}if(!chosen||chosen==='Auto'){return;}"
         "var urls=performance.getEntriesByType('resource').map(function(r){return r.name;})"
         ".filter(function(u){return /\\/assets\\/core-[\\w-]+\\.js$/.test(u);});"
         "if(!urls.length){return;}"
@@ -175,15 +172,24 @@ def locale_head_script(localization: str = "Auto") -> str:
 TOAST_TITLES = ("Error", "Info", "Success", "Warning")
 
 
-def toast_title_script() -> str:
-    """Gradio titles a toast by its kind in English whatever title the server sends; on a Chinese page (Gradio sets
-    <html lang>) the titles are replaced with the table's words as toasts appear."""
+def page_language_script() -> str:
+    """Keeps the server told which language the page shows, and words Gradio's toast titles in it.
+
+    Gradio sets <html lang> to the language it picked (browser, Settings or its own footer menu); a cookie of the
+    storage key's name carries it to the server (webui.ui.messages). Gradio titles a toast by its kind in English,
+    whatever title the server sends, so on a Chinese page the titles are replaced as toasts appear.
+    """
     titles = json.dumps({title: ZH_CN[title] for title in TOAST_TITLES}, ensure_ascii=False)
-    return ("<script>(function(){var titles=" + titles + ";function retitle(){"
-            "if(document.documentElement.lang!=='zh-CN'){return;}"
+    key = json.dumps(STORAGE_KEY)
+    return ("<script>(function(){var titles=" + titles + ",sent=null;function sync(){"
+            "var lang=document.documentElement.lang;"
+            "if(lang&&lang!==sent){sent=lang;document.cookie=" + key + "+'='+encodeURIComponent(lang)"
+            "+';path=/;SameSite=Lax';}"
+            "if(lang!=='zh-CN'){return;}"
             "document.querySelectorAll('.toast-title').forEach(function(el){el.childNodes.forEach(function(node){"
             "var word=node.nodeType===3?node.data.trim():'';if(titles[word]){node.data=titles[word]+' ';}});});}"
-            "new MutationObserver(retitle).observe(document.documentElement,{subtree:true,childList:true});"
+            "new MutationObserver(sync).observe(document.documentElement,"
+            "{subtree:true,childList:true,attributes:true,attributeFilter:['lang']});sync();"
             "})();</script>")
 
 
@@ -192,5 +198,4 @@ def remember_locale_js() -> str:
     key = json.dumps(STORAGE_KEY)
     return ("(lang) => { let before = null; try { before = localStorage.getItem(" + key + "); "
             "localStorage.setItem(" + key + ", lang); } catch (e) {} "
-            "document.cookie = " + key + " + '=' + encodeURIComponent(lang) + ';path=/;SameSite=Lax'; "
             "if ((before || 'Auto') !== lang) { setTimeout(() => window.location.reload(), 800); } return lang; }")

@@ -19,7 +19,7 @@ from webui.ui.i18n import LOCALE_FOLDER, STORAGE_KEY, ZH_CN
 
 ENGLISH = "en"
 CHINESE = "zh-CN"
-# The page's own choice (Settings, stored in this browser) travels in a cookie of the same name as its storage key.
+# The language the page shows (Gradio's pick: browser, Settings or footer menu) travels in a cookie of this name.
 LOCALE_COOKIE = STORAGE_KEY
 
 
@@ -118,7 +118,7 @@ def _translated(message: str, locale: str) -> str | None:
 
 
 def session_locale(request: gr.Request | None = None) -> str:
-    """The language the page of this request shows: its Settings choice (cookie), else the browser's language.
+    """The language the page of this request shows (its cookie), else the browser's first language.
 
     Without an explicit request, the one of the Gradio event being handled (the context gr.Info/gr.Warning use).
     """
@@ -126,9 +126,9 @@ def session_locale(request: gr.Request | None = None) -> str:
     if request is None:
         return ENGLISH
     cookies = getattr(request, "cookies", None) or {}
-    chosen = cookies.get(LOCALE_COOKIE)
-    if chosen in (ENGLISH, CHINESE):
-        return chosen
+    shown = cookies.get(LOCALE_COOKIE)  # <html lang> of the page, which its script keeps in this cookie
+    if shown and shown != "Auto":
+        return CHINESE if shown.lower() == CHINESE.lower() else ENGLISH
     headers = getattr(request, "headers", None) or {}
     first = (headers.get("accept-language") or "").split(",")[0].split(";")[0].strip()
     # Gradio picks the page's table from navigator.language, whose first choice Accept-Language carries.
