@@ -9,7 +9,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
+from typing import Any, Iterator, cast
 
 import httpx
 import pytest
@@ -178,7 +178,8 @@ def test_scan_covers_the_ui_modules():
 @contextmanager
 def page(accept_language: str) -> Iterator[None]:
     """Code below runs as inside a Gradio event from a page whose browser asks for `accept_language`."""
-    token = LocalContext.request.set(SimpleNamespace(headers={"accept-language": accept_language}, cookies={}))
+    request = cast(Any, SimpleNamespace(headers={"accept-language": accept_language}, cookies={}))
+    token = LocalContext.request.set(request)
     try:
         yield
     finally:
