@@ -189,7 +189,7 @@ def page_language_script() -> str:
             "document.querySelectorAll('.toast-title').forEach(function(el){el.childNodes.forEach(function(node){"
             "var word=node.nodeType===3?node.data.trim():'';if(titles[word]){node.data=titles[word]+' ';}});});}"
             "new MutationObserver(sync).observe(document.documentElement,"
-            "{subtree:true,childList:true,attributes:true,attributeFilter:['lang']});sync();"
+            "{subtree:true,childList:true,characterData:true,attributes:true,attributeFilter:['lang']});sync();"
             "})();</script>")
 
 
