@@ -15,6 +15,7 @@ from webui.ui.generation import SessionJobs
 from webui.ui.i18n import locale_head_script, make_i18n, t, translated_choices
 from webui.ui.keyedit import KEYEDIT_JS, keyedit_html
 from webui.ui.merger_tab import build_merger
+from webui.ui.messages import shown_error, ui_error, ui_text
 from webui.ui.model_defaults import demo_notice, wire_model_defaults
 from webui.ui.networks_panel import load_events
 from webui.ui.panels import selected_image
@@ -45,7 +46,7 @@ def pasted_values(infotext: str, targets: dict, mode: str) -> list[Any]:
     try:
         return pasted_updates(infotext, targets, mode)
     except UserInputError as error:
-        raise gr.Error(str(error)) from None
+        raise ui_error(error) from None
 
 
 def build_ui(runtime: Runtime) -> gr.Blocks:
@@ -142,7 +143,7 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
 
     def to_txt2img(infotext):
         if not infotext.strip():
-            raise gr.Error("This image carries no generation parameters")
+            raise shown_error(ui_text("This image carries no generation parameters"))
         return [*pasted_values(infotext, txt_targets, "txt2img"), gr.Tabs(selected="txt2img")]
 
     png_to_txt2img.click(to_txt2img, [png_infotext], [*txt_targets.values(), tabs], concurrency_limit=None)
@@ -176,7 +177,7 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
 
         def png_send(path, infotext):
             if not path:
-                raise gr.Error("Drop an image first")
+                raise shown_error(ui_text("Drop an image first"))
             with Image.open(path) as opened:
                 picture = opened.convert("RGB")
             values = pasted_values(infotext, img_targets, "img2img")

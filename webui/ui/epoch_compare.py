@@ -11,6 +11,7 @@ from webui.processing.runtime import Runtime
 from webui.scripts.axes import lora_tags
 from webui.scripts.values import join_values
 from webui.training.outputs import epoch_names
+from webui.ui.messages import ui_error
 
 XYZ = "X/Y/Z plot"
 X_AXIS, Y_AXIS, Z_AXIS = "LoRA file", "LoRA weight", "Nothing"
@@ -75,7 +76,7 @@ def wire_epoch_compare(runtime: Runtime, button: gr.Button, output_name: gr.comp
         try:
             plan = plan_comparison(runtime, [last_run(), form_name], trigger_word, prompt)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         return comparison_updates(plan)
 
     button.click(on_compare, [output_name, trigger, txt.prompts.prompt], outputs, show_progress="hidden",

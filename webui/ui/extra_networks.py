@@ -17,6 +17,7 @@ from webui.files import atomic_target
 from webui.networks.library import find_preview
 from webui.paths import model_files
 from webui.processing.runtime import Runtime
+from webui.ui.messages import ui_message, ui_text
 
 THUMBNAIL = (150, 200)
 ALL_FOLDERS = "All"
@@ -75,20 +76,22 @@ def lora_cards(runtime: Runtime, default_weight: float) -> list[Card]:
         except Exception as error:  # a broken file gets a card saying so instead of breaking the panel
             folder = _folder_of(entry.path, runtime.loras.roots)
             cards.append(Card("lora", entry.name, folder, f"<lora:{entry.alias}:1>",
-                              "!", False, f"Could not read: {error}", None))
+                              "!", False, ui_text("Could not read: {error}", error=ui_message(str(error))), None))
             continue
         weight = info.user.preferred_weight or default_weight
         known = info.family in ("sd1", "sd2", "sdxl")
         family_mismatch = known and family is not None and not family.startswith(info.family)
         lines = []
         if info.trigger_words:
-            lines.append("Trigger words: " + ", ".join(info.trigger_words))
+            lines.append(ui_text("Trigger words: {words}", words=", ".join(info.trigger_words)))
         if info.network_dim or info.network_alpha:
-            lines.append(f"dim {info.network_dim or '?'} / alpha {info.network_alpha or '?'}")
+            lines.append(ui_text("dim {dim} / alpha {alpha}", dim=info.network_dim or "?",
+                                 alpha=info.network_alpha or "?"))
         if info.base_model_version:
-            lines.append("Base: " + info.base_model_version)
+            lines.append(ui_text("Base: {version}", version=info.base_model_version))
         if family_mismatch:
-            lines.append(f"Made for {_family_label(info.family)}; the loaded model is {_family_label(family)}")
+            lines.append(ui_text("Made for {family}; the loaded model is {loaded}", family=_family_label(info.family),
+                                      loaded=_family_label(family)))
         for text in (info.user.notes, info.user.description):
             if text:
                 lines.append(text)
@@ -106,7 +109,7 @@ def embedding_cards(runtime: Runtime) -> list[Card]:
     for path in sorted(model_files(folder, EMBEDDING_SUFFIXES), key=lambda p: p.name.lower()):
         if ".preview." not in path.name:
             cards.append(Card("embedding", path.stem, _folder_of(path, [folder]), path.stem, "TI", False,
-                              f"Embedding {path.name}", find_preview(path)))
+                              ui_text("Embedding {file}", file=path.name), find_preview(path)))
     return cards
 
 
@@ -114,8 +117,8 @@ def checkpoint_cards(runtime: Runtime) -> list[Card]:
     cards = []
     for info in runtime.registry.checkpoints():
         folder = info.name.rpartition("/")[0]
-        cards.append(Card("checkpoint", info.name, folder, "", "CKPT", False, f"Click to use {info.name}",
-                          find_preview(info.path)))
+        cards.append(Card("checkpoint", info.name, folder, "", "CKPT", False,
+                          ui_text("Click to use {name}", name=info.name), find_preview(info.path)))
     return cards
 
 
@@ -166,17 +169,17 @@ def render_cards(cards: list[Card], prefix: str, thumbnails: ThumbnailCache, emp
     if not cards:
         return f"<div class='sdw-empty'>{html.escape(empty)}</div>"
     parts = ["<div class='sdw-cards'>"]
+    edit_title = html.escape(ui_text("Edit metadata and view training metadata"), quote=True)
+    preview_title = html.escape(ui_text("Set preview from the selected image"), quote=True)
     for card in cards:
         url = thumbnails.data_url(card.preview) if card.preview else None
         style = f" style=\"background-image: url('{url}')\"" if url else ""
         classes = "sdw-card" + (" incompatible" if card.incompatible else "")
         attrs = " ".join(f'data-{key}="{html.escape(value, quote=True)}"' for key, value in
                          (("prefix", prefix), ("kind", card.kind), ("name", card.name), ("insert", card.insert)))
-        edit = ("<span class='sdw-edit-metadata' title='Edit metadata and view training metadata'>🛠</span>"
-                if card.kind == "lora" else "")
+        edit = (f"<span class='sdw-edit-metadata' title='{edit_title}'>🛠</span>" if card.kind == "lora" else "")
         action = "" if card.kind == "checkpoint" else (
-            "<div class='actions'><span class='sdw-set-preview' title='Set preview from the selected image'>"
-            f"▣</span>{edit}</div>")
+            f"<div class='actions'><span class='sdw-set-preview' title='{preview_title}'>▣</span>{edit}</div>")
         initial = html.escape(card.name[:1].upper() or "?")
         placeholder = "" if url else f"<div class='placeholder'>{initial}</div>"
         parts.append(

@@ -11,6 +11,7 @@ from webui.processing.runtime import Runtime
 from webui.processing.upscale import upscaler_names
 from webui.ui.generation import SessionJobs
 from webui.ui.i18n import t
+from webui.ui.messages import shown_error, ui_error, ui_text
 
 
 def build_extras(runtime: Runtime) -> gr.Image:
@@ -47,23 +48,23 @@ def build_extras(runtime: Runtime) -> gr.Image:
 
     def on_run(picture, mode, by, w, h, crop_to_fit, first, second, second_visibility, request: gr.Request):
         if picture is None:
-            raise gr.Error("Upload an image first")
+            raise shown_error(ui_text("Upload an image first"))
         try:
             extras = make_request(ExtrasRequest, dict(
                 resize_mode=mode, upscaling_resize=float(by), upscaling_resize_w=int(w or 0),
                 upscaling_resize_h=int(h or 0), upscaling_crop=bool(crop_to_fit), upscaler_1=first,
                 upscaler_2=second, extras_upscaler_2_visibility=float(second_visibility)))
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         session, job = request.session_hash or "anonymous", JobState(text="extras")
         jobs.put(session, job)
         try:
             # In the queue the UI and API share: upscaler models compete with generation for memory.
             done = runtime.queue.run(job, lambda: extras_single(extras, picture, runtime, save=True, job=job))
         except JobInterrupted:
-            return None, plaintext_to_html("Interrupted")
+            return None, plaintext_to_html(ui_text("Interrupted"))
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         finally:
             jobs.drop(session, job)
         return done.image, done.html_info

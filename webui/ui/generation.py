@@ -11,6 +11,7 @@ import torch
 from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
 from webui.processing.txt2img import GenerationResult
+from webui.ui.messages import catalogued, show_warning, shown_error, ui_message, ui_text
 from webui.ui.result_files import saved_html
 
 POLL_SECONDS = 0.4
@@ -51,22 +52,24 @@ def progress_html(job: JobState, position: int | None, loading: str | None = Non
     `loading` names the checkpoint being read from disk; before the first step without one, the job is preparing.
     """
     if position is not None and position > 0:
-        return f"<div class='sdw-progress'>Waiting in queue: position {position}</div>"
+        return f"<div class='sdw-progress'>{ui_text('Waiting in queue: position {position}', position=position)}</div>"
     percent = int(job.progress * 100)
     if loading:
-        steps = f"Loading model {html.escape(loading)}…"
+        steps = ui_text("Loading model {name}…", name=html.escape(loading))
     else:
-        steps = f"Step {job.sampling_step}/{job.sampling_steps}" if job.sampling_steps else "Preparing…"
+        steps = (ui_text("Step {step}/{steps}", step=job.sampling_step, steps=job.sampling_steps)
+                 if job.sampling_steps else ui_text("Preparing…"))
     passes = max(1, len(job.pass_names))
     images = max(1, job.job_count // passes)
     current = min(job.job_no, job.job_count - 1) if job.job_count else 0
-    batch = f" · {job.pass_names[current % passes]}" if job.pass_names else ""
-    batch += f" · Batch {current // passes + 1}/{images}" if images > 1 else ""
+    batch = f" · {ui_message(job.pass_names[current % passes])}" if job.pass_names else ""
+    if images > 1:
+        batch += " · " + ui_text("Batch {number}/{count}", number=current // passes + 1, count=images)
     if job.text:  # a script's "Cell 3 / 12": the ETA then covers the whole plot
-        batch = f" · {job.text}"
+        batch = f" · {ui_message(job.text)}"
+    eta = ui_text("ETA {eta}", eta=format_eta(job.eta_seconds))
     return (f"<div class='sdw-progress'><div class='bar'><div style='width:{percent}%'></div></div>"
-            f"<span class='sdw-progress-text'>{percent}% · {steps}{batch} · ETA {format_eta(job.eta_seconds)}"
-            f"</span></div>")
+            f"<span class='sdw-progress-text'>{percent}% · {steps}{batch} · {eta}</span></div>")
 
 
 def readable_error(error: BaseException) -> str:
@@ -74,7 +77,7 @@ def readable_error(error: BaseException) -> str:
     if isinstance(error, ValueError):  # UserInputError and every model/LoRA file error derive from it
         return str(error)
     if isinstance(error, torch.OutOfMemoryError):
-        return "Out of memory: try a smaller size or batch size, or start with --medvram / --lowvram."
+        return catalogued("Out of memory: try a smaller size or batch size, or start with --medvram / --lowvram.")
     return f"{type(error).__name__}: {error}"
 
 
@@ -108,13 +111,13 @@ def stream_generation(runtime: Runtime, jobs: SessionJobs, session: str, job: Jo
     finally:
         jobs.drop(session, job)
     if "error" in outcome:
-        raise gr.Error(readable_error(outcome["error"]))
+        raise shown_error(ui_message(readable_error(outcome["error"])))
     result: GenerationResult = outcome["result"]
     for warning in result.warnings:
-        gr.Warning(warning)
+        show_warning(ui_message(warning))
     images = ([result.grid] if result.grid is not None else []) + result.images
     grid_text = result.grid_infotext or (result.infotexts[0] if result.infotexts else "")
     infotexts = ([grid_text] if result.grid is not None else []) + result.infotexts
-    note = "Interrupted: showing the finished images." if result.interrupted else ""
+    note = ui_text("Interrupted: showing the finished images.") if result.interrupted else ""
     saved = saved_html(([result.grid_path] if result.grid_path else []) + result.paths, prefix, local)
     yield images, infotexts, (infotexts[0] if infotexts else ""), f"<div class='sdw-progress'>{note}{saved}</div>"

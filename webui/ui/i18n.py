@@ -158,7 +158,7 @@ def locale_head_script(localization: str = "Auto") -> str:
     """
     fallback = json.dumps(localization if localization in LOCALES else "Auto")
     key = json.dumps(STORAGE_KEY)
-    return (
+    return page_language_script() + (
         "<script>(function(){var chosen=null;try{chosen=localStorage.getItem(" + key + ");}catch(e){}"
         "if(!chosen){chosen=" + fallback + ";}if(!chosen||chosen==='Auto'){return;}"
         "var urls=performance.getEntriesByType('resource').map(function(r){return r.name;})"
@@ -167,6 +167,30 @@ def locale_head_script(localization: str = "Auto") -> str:
         "import(urls[0]).then(function(m){if(m.changeLocale){m.changeLocale(chosen);}}).catch(function(){});"
         "})();</script>"
     )
+
+
+TOAST_TITLES = ("Error", "Info", "Success", "Warning")
+
+
+def page_language_script() -> str:
+    """Keeps the server told which language the page shows, and words Gradio's toast titles in it.
+
+    Gradio sets <html lang> to the language it picked (browser, Settings or its own footer menu); a cookie of the
+    storage key's name carries it to the server (webui.ui.messages). Gradio titles a toast by its kind in English,
+    whatever title the server sends, so on a Chinese page the titles are replaced as toasts appear.
+    """
+    titles = json.dumps({title: ZH_CN[title] for title in TOAST_TITLES}, ensure_ascii=False)
+    key = json.dumps(STORAGE_KEY)
+    return ("<script>(function(){var titles=" + titles + ",sent=null;function sync(){"
+            "var lang=document.documentElement.lang;"
+            "if(lang&&lang!==sent){sent=lang;document.cookie=" + key + "+'='+encodeURIComponent(lang)"
+            "+';path=/;SameSite=Lax';}"
+            "if(lang!=='zh-CN'){return;}"
+            "document.querySelectorAll('.toast-title').forEach(function(el){el.childNodes.forEach(function(node){"
+            "var word=node.nodeType===3?node.data.trim():'';if(titles[word]){node.data=titles[word]+' ';}});});}"
+            "new MutationObserver(sync).observe(document.documentElement,"
+            "{subtree:true,childList:true,characterData:true,attributes:true,attributeFilter:['lang']});sync();"
+            "})();</script>")
 
 
 def remember_locale_js() -> str:

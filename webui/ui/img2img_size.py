@@ -9,6 +9,7 @@ import gradio as gr
 from PIL import Image
 
 from webui.ui.i18n import t, translated_choices
+from webui.ui.messages import shown_error, ui_text
 from webui.ui.panels import snap8
 
 RESIZE_TO, RESIZE_BY = "Resize to", "Resize by"
@@ -52,7 +53,7 @@ def wire_size_controls(controls: SizeControls, mode: gr.State, pictures: list, w
     def from_image(current_mode, *values):
         picture = picture_of(current_mode, *values)
         if picture is None:
-            raise gr.Error("Upload an image first")
+            raise shown_error(ui_text("Upload an image first"))
         return scaled_size(picture, 1.0)
 
     controls.from_image.click(from_image, [mode, *pictures], [width, height], show_progress="hidden",

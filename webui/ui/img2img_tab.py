@@ -18,6 +18,7 @@ from webui.ui.generation import SessionJobs, stream_generation
 from webui.ui.i18n import t, translated_choices
 from webui.ui.img2img_size import resize_by_values, size_controls, wire_size_controls
 from webui.ui.interrogate_button import add_interrogate_button
+from webui.ui.messages import ui_error
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (
     OutputArea,
@@ -192,7 +193,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                 work = scripts.work(data, runtime, style_store, "img2img", generation_request) or (
                     lambda running: img2img(generation_request, runtime, running))
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         yield from stream_generation(runtime, jobs, request.session_hash or "anonymous", runtime.new_job(),
                                      work, prefix="img2img", local=is_local(request))
 

@@ -9,6 +9,7 @@ from webui.processing.jobs import JobState
 from webui.processing.runtime import Runtime
 from webui.training.interrogate import DEEPDANBOORU, app_interrogator
 from webui.ui.i18n import t
+from webui.ui.messages import shown_error, ui_error, ui_message, ui_text
 
 
 def add_interrogate_button(runtime: Runtime, image: gr.Image, prompt: gr.Textbox) -> gr.Button:
@@ -24,13 +25,13 @@ def add_interrogate_button(runtime: Runtime, image: gr.Image, prompt: gr.Textbox
     def on_interrogate(picture: Image.Image | None, name: str | None) -> tuple[str, gr.Dropdown]:
         choices = gr.Dropdown(choices=interrogator.model_names())  # models dropped in since start appear here
         if picture is None:
-            raise gr.Error("Put an image into img2img first")
+            raise shown_error(ui_text("Put an image into img2img first"))
         if not interrogator.model_names():
-            raise gr.Error(f"{interrogator.taggers.hint()} {interrogator.blip.hint()}")
+            raise shown_error(ui_message(interrogator.taggers.hint()) + " " + ui_message(interrogator.blip.hint()))
         try:
             caption = runtime.queue.run(JobState(), lambda: interrogator.interrogate(picture, name or DEEPDANBOORU))
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         return caption, choices
 
     button.click(on_interrogate, [image, model], [prompt, model], show_progress="minimal")

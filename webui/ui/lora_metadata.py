@@ -11,18 +11,21 @@ from webui.networks.errors import LoraNotFoundError
 from webui.networks.library import LoraInfo, UserMetadata, tag_frequency, write_user_metadata
 from webui.processing.runtime import Runtime
 from webui.ui.i18n import t, translated_choices
+from webui.ui.messages import catalogued, show_info, shown_error, ui_error, ui_message, ui_text
 
 SD_VERSIONS = ("Unknown", "SD1", "SD2", "SDXL")
 # (ss_* key, label) in the order A1111's metadata view lists the facts users look for first.
 TRAINING_FIELDS = (
-    ("ss_output_name", "Output name"), ("ss_sd_model_name", "Base model"),
-    ("ss_base_model_version", "Base model version"), ("ss_network_module", "Network module"),
-    ("ss_network_dim", "Network dim"), ("ss_network_alpha", "Network alpha"), ("ss_num_epochs", "Epochs"),
-    ("ss_epoch", "Epoch"), ("ss_steps", "Steps"), ("ss_resolution", "Resolution"),
-    ("ss_num_train_images", "Training images"), ("ss_learning_rate", "Learning rate"),
-    ("ss_unet_lr", "UNet learning rate"), ("ss_text_encoder_lr", "Text encoder learning rate"),
-    ("ss_lr_scheduler", "LR scheduler"), ("ss_optimizer", "Optimizer"), ("ss_clip_skip", "Clip skip"),
-    ("ss_mixed_precision", "Mixed precision"), ("ss_seed", "Seed"), ("ss_training_comment", "Comment"),
+    ("ss_output_name", catalogued("Output name")), ("ss_sd_model_name", catalogued("Base model")),
+    ("ss_base_model_version", catalogued("Base model version")), ("ss_network_module", catalogued("Network module")),
+    ("ss_network_dim", catalogued("Network dim")), ("ss_network_alpha", catalogued("Network alpha")),
+    ("ss_num_epochs", catalogued("Epochs")), ("ss_epoch", catalogued("Epoch")), ("ss_steps", catalogued("Steps")),
+    ("ss_resolution", catalogued("Resolution")), ("ss_num_train_images", catalogued("Training images")),
+    ("ss_learning_rate", catalogued("Learning rate")), ("ss_unet_lr", catalogued("UNet learning rate")),
+    ("ss_text_encoder_lr", catalogued("Text encoder learning rate")), ("ss_lr_scheduler", catalogued("LR scheduler")),
+    ("ss_optimizer", catalogued("Optimizer")), ("ss_clip_skip", catalogued("Clip skip")),
+    ("ss_mixed_precision", catalogued("Mixed precision")), ("ss_seed", catalogued("Seed")),
+    ("ss_training_comment", catalogued("Comment")),
 )
 
 
@@ -30,13 +33,15 @@ def training_metadata_html(metadata: Mapping[str, str]) -> str:
     """Two tables: the training facts a kohya file carries, and its tag frequency, most frequent first."""
     rows = [(label, metadata[key]) for key, label in TRAINING_FIELDS if metadata.get(key) not in (None, "", "None")]
     if not rows and not metadata:
-        return "<div class='sdw-empty'>This file has no training metadata.</div>"
+        return f"<div class='sdw-empty'>{ui_text('This file has no training metadata.')}</div>"
     parts = ["<table class='sdw-meta'><tbody>"]
-    parts += [f"<tr><th>{html.escape(label)}</th><td>{html.escape(str(value))}</td></tr>" for label, value in rows]
+    parts += [f"<tr><th>{html.escape(ui_message(label))}</th><td>{html.escape(str(value))}</td></tr>"
+              for label, value in rows]
     parts.append("</tbody></table>")
     tags = tag_frequency(metadata)
     if tags:
-        parts.append("<table class='sdw-meta sdw-tags'><thead><tr><th>Tag</th><th>Count</th></tr></thead><tbody>")
+        parts.append(f"<table class='sdw-meta sdw-tags'><thead><tr><th>{ui_text('Tag')}</th>"
+                     f"<th>{ui_text('Count')}</th></tr></thead><tbody>")
         parts += [f"<tr><td>{html.escape(tag)}</td><td>{count}</td></tr>" for tag, count in tags]
         parts.append("</tbody></table>")
     return "".join(parts)
@@ -77,7 +82,7 @@ def lora_metadata_dialog(prefix: str, runtime: Runtime, rerender: Callable[[], l
         try:
             info = runtime.loras.info(name)
         except LoraNotFoundError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         return [gr.Group(visible=True), *_form_values(info)]
 
     def on_save(name, new_description, new_activation, new_weight, new_notes, new_version):
@@ -89,8 +94,8 @@ def lora_metadata_dialog(prefix: str, runtime: Runtime, rerender: Callable[[], l
                                 sd_version="" if new_version in (None, "Unknown") else new_version)
             sidecar = write_user_metadata(info.path, user)
         except (LoraNotFoundError, UserInputError, OSError) as error:
-            raise gr.Error(f"Could not save the metadata: {error}") from None
-        gr.Info(f"Saved {sidecar.name}")
+            raise shown_error(ui_text("Could not save the metadata: {error}", error=ui_message(str(error)))) from None
+        show_info(ui_text("Saved {file}", file=sidecar.name))
         return [gr.Group(visible=False), *rerender()]
 
     open_button.click(on_open, [opener], [dialog, *fields], **quick)

@@ -22,6 +22,7 @@ from webui.networks.lora_extract import ExtractSettings
 from webui.paths import resolve_inside
 from webui.processing.runtime import Runtime
 from webui.ui.i18n import t, translated_choices
+from webui.ui.messages import ui_error, ui_text
 
 VAE_NONE = "None"
 SUFFIX = ".safetensors"
@@ -61,7 +62,7 @@ def run_merge(runtime: Runtime, primary: str, secondary: str | None, tertiary: s
     out = resolve_inside(runtime.folders.checkpoints, name + SUFFIX)
     report = merge_checkpoints(replace(request, out=out), on_tensor=on_tensor)
     runtime.registry.refresh()
-    return f"Checkpoint saved to {report.out}"
+    return ui_text("Checkpoint saved to {file}", file=report.out)
 
 
 def run_extract(runtime: Runtime, base: str, tuned: str, lora_name: str, dim: float, conv_dim: float,
@@ -75,7 +76,7 @@ def run_extract(runtime: Runtime, base: str, tuned: str, lora_name: str, dim: fl
     settings = ExtractSettings(dim=int(dim), conv_dim=int(conv_dim) or None)
     report = extract_lora_file(base_ref.path, tuned_ref.path, out, settings, on_layer=on_layer)
     runtime.loras.scan()
-    return f"LoRA saved to {report.out} ({report.layers} layers)"
+    return ui_text("LoRA saved to {file} ({layers} layers)", file=report.out, layers=report.layers)
 
 
 def build_merger(runtime: Runtime, top_checkpoint: gr.Dropdown) -> None:
@@ -131,21 +132,21 @@ def build_merger(runtime: Runtime, top_checkpoint: gr.Dropdown) -> None:
     def on_merge(a, b, c, name, m, interp, half, metadata, config, vae_name, discard_text, *current,
                  progress=gr.Progress()):  # noqa: B008 - Gradio finds progress by this default
         def step(done: int, total: int, key: str) -> None:
-            progress((done, total), desc="Merging", unit="tensors")
+            progress((done, total), desc=ui_text("Merging"), unit=ui_text("tensors"))
         try:
             message = run_merge(runtime, a, b, c, name, m, interp, half, metadata, config, vae_name, discard_text,
                                 on_tensor=step)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         return [message, *refreshed(*current)]
 
     def on_extract(a, b, name, rank, conv_rank, progress=gr.Progress()):  # noqa: B008
         def step(done: int, total: int, layer: str) -> None:
-            progress((done, total), desc="Extracting", unit="layers")
+            progress((done, total), desc=ui_text("Extracting"), unit=ui_text("layers"))
         try:
             return run_extract(runtime, a, b, name, rank, conv_rank, on_layer=step)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
 
     refresh.click(refreshed, dropdowns, dropdowns, concurrency_limit=None)
     merge.click(on_merge, [primary, secondary, tertiary, custom_name, multiplier, method, save_as_half, save_metadata,

@@ -23,12 +23,13 @@ from webui.ui.extra_networks import (
 )
 from webui.ui.i18n import t, translated_choices
 from webui.ui.lora_metadata import lora_metadata_dialog
+from webui.ui.messages import catalogued, show_info, ui_error, ui_message, ui_text
 from webui.ui.panels import selected_image
 
 EMPTY_TEXT = MappingProxyType({
-    "lora": "No LoRA files yet: copy .safetensors files into the Lora folder, then press Refresh.",
-    "embedding": "No embeddings yet: copy them into the embeddings folder, then press Refresh.",
-    "checkpoint": "No checkpoints found.",
+    "lora": catalogued("No LoRA files yet: copy .safetensors files into the Lora folder, then press Refresh."),
+    "embedding": catalogued("No embeddings yet: copy them into the embeddings folder, then press Refresh."),
+    "checkpoint": catalogued("No checkpoints found."),
 })
 
 
@@ -82,7 +83,8 @@ def _renderer(tab: NetworkTab, prefix: str, runtime: Runtime, thumbnails: Thumbn
         cards = _cards_for(tab.kind, runtime)
         folders = folder_choices(cards)
         folder = folder if folder in folders else ALL_FOLDERS
-        html = render_cards(filter_cards(cards, search or "", folder), prefix, thumbnails, EMPTY_TEXT[tab.kind])
+        html = render_cards(filter_cards(cards, search or "", folder), prefix, thumbnails,
+                            ui_message(EMPTY_TEXT[tab.kind]))
         return html, gr.Dropdown(choices=translated_choices(folders, (ALL_FOLDERS,)), value=folder)
     return render
 
@@ -112,8 +114,8 @@ def card_actions(prefix: str, runtime: Runtime, thumbnails: ThumbnailCache, tabs
         try:
             path = set_card_preview(runtime, kind, name, selected_image(images, index))
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
-        gr.Info(f"Preview saved: {path.name}")
+            raise ui_error(error) from None
+        show_info(ui_text("Preview saved: {file}", file=path.name))
         position = [tab.kind for tab in tabs].index(kind)
         html, folder = _renderer(by_kind[kind], prefix, runtime, thumbnails, rescan=False)(
             filters[2 * position], filters[2 * position + 1])

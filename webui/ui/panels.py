@@ -15,6 +15,7 @@ from webui.processing.settings import Settings
 from webui.processing.styles import PromptStyle, StyleStore
 from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES, UnknownSamplerError, split_legacy_name
 from webui.ui.i18n import t, translated_choices
+from webui.ui.messages import show_info, show_warning, shown_error, ui_error, ui_text
 
 SEED_PATTERN = re.compile(r"(?:^|, )Seed: (-?\d+)")
 
@@ -110,7 +111,7 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
         try:
             text, negative_text = style_store.apply(list(names or []), text, negative_text)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         return text, negative_text, []
 
     apply_styles.click(on_apply, [styles, prompt, negative], [prompt, negative, styles], show_progress="hidden",
@@ -120,15 +121,15 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
         try:
             style_store.save(PromptStyle(name or "", text, negative_text))
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
-        gr.Info(f"Saved style {name.strip()!r}")
+            raise ui_error(error) from None
+        show_info(ui_text("Saved style {name!r}", name=name.strip()))
         return gr.Dropdown(choices=style_store.names(), value=chosen)
 
     def on_delete(name, chosen):
         try:
             style_store.delete((name or "").strip())
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         names = style_store.names()
         return gr.Dropdown(choices=names, value=[c for c in (chosen or []) if c in names])
 
@@ -201,7 +202,7 @@ def on_sampler_typed(text: str | None):
     try:
         sampler, schedule = split_legacy_name(text)
     except UnknownSamplerError:
-        gr.Warning(f"Unknown sampler: {text}")
+        show_warning(ui_text("Unknown sampler: {name}", name=text))
         return gr.skip(), gr.skip()
     return sampler.name, (schedule.label if schedule is not None else gr.skip())
 
@@ -239,7 +240,7 @@ def output_area(prefix: str) -> OutputArea:
 def selected_image(gallery_value, index: int):
     """The PIL image the user picked in a gallery (the first one when nothing was picked)."""
     if not gallery_value:
-        raise gr.Error("Generate or pick an image first")
+        raise shown_error(ui_text("Generate or pick an image first"))
     index = index if 0 <= (index or 0) < len(gallery_value) else 0
     item = gallery_value[index]
     image = item[0] if isinstance(item, (tuple, list)) else getattr(item, "image", item)
@@ -247,6 +248,6 @@ def selected_image(gallery_value, index: int):
         return image
     path = getattr(image, "path", None) or (image.get("path") if isinstance(image, dict) else image)
     if not isinstance(path, (str, Path)):
-        raise gr.Error("Generate or pick an image first")
+        raise shown_error(ui_text("Generate or pick an image first"))
     with Image.open(path) as opened:
         return opened.copy()

@@ -8,6 +8,7 @@ from PIL import Image, UnidentifiedImageError
 
 from webui.processing.png_info import read_png_parameters
 from webui.ui.i18n import t
+from webui.ui.messages import shown_error, ui_text
 
 
 def read_image_info(path: str | None) -> tuple[str, str]:
@@ -18,12 +19,12 @@ def read_image_info(path: str | None) -> tuple[str, str]:
         with Image.open(path) as image:
             infotext, items = read_png_parameters(image)
     except (OSError, UnidentifiedImageError) as error:
-        raise gr.Error(f"Cannot read this file as an image: {error}") from None
+        raise shown_error(ui_text("Cannot read this file as an image: {error}", error=error)) from None
     # The parameters go to the textbox below; the HTML lists the image's other text items, as A1111 does.
     parts = [f"<div><b>{html.escape(str(key))}</b><pre class='sdw-pre'>{html.escape(str(value))}</pre></div>"
              for key, value in items.items() if isinstance(value, (str, int, float))]
     if not parts and not infotext:
-        parts.append("<div class='sdw-empty'>Nothing found in this image.</div>")
+        parts.append(f"<div class='sdw-empty'>{ui_text('Nothing found in this image.')}</div>")
     return infotext or "", "".join(parts)
 
 

@@ -13,6 +13,7 @@ import gradio as gr
 
 from webui.paths import resolve_inside
 from webui.processing.runtime import Runtime
+from webui.ui.messages import shown_error, ui_text
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -38,7 +39,7 @@ def saved_html(paths: Sequence[str], prefix: str, local: bool) -> str:
         if local:
             folder = html.escape(str(Path(path).parent), quote=True)
             action = (f"<button class='sdw-open-folder' data-prefix='{prefix}' data-folder='{folder}' "
-                      f"title='Open the folder'>📂</button>")
+                      f"title='{html.escape(ui_text('Open the folder'), quote=True)}'>📂</button>")
         else:
             action = (f"<a class='sdw-download' href='{html.escape(download_url(path), quote=True)}' download>"
                       f"⬇</a>")
@@ -71,10 +72,10 @@ def wire_open_folder(prefix: str, runtime: Runtime) -> None:
 
     def on_open(folder: str, request: gr.Request) -> None:
         if not is_local(request):
-            raise gr.Error("Folders open on the server's screen only; use the download link instead")
+            raise shown_error(ui_text("Folders open on the server's screen only; use the download link instead"))
         target = Path(folder or "").resolve()
         if not target.is_dir() or not any(target.is_relative_to(root) for root in saved_folders(runtime)):
-            raise gr.Error(f"Not an output folder: {folder}")
+            raise shown_error(ui_text("Not an output folder: {folder}", folder=folder))
         launch_file_manager(target)
 
     run.click(on_open, [folder_box], None, show_progress="hidden", concurrency_limit=None)

@@ -11,6 +11,7 @@ from webui.processing.request import EMPHASIS_MODES
 from webui.processing.settings import SettingsStore
 from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
 from webui.ui.i18n import LOCALES, remember_locale_js, t, translated_choices
+from webui.ui.messages import ui_error, ui_text
 from webui.ui.panels import AUTOMATIC
 
 
@@ -90,8 +91,8 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
         try:
             store.update(changes)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
-        return "<div class='sdw-progress'>Settings saved. New defaults apply to newly opened pages.</div>"
+            raise ui_error(error) from None
+        return f"<div class='sdw-progress'>{ui_text('Settings saved. New defaults apply to newly opened pages.')}</div>"
 
     apply.click(on_apply, [fields[name] for name in names], [result], concurrency_limit=None).then(
         None, [fields["localization"]], None, js=remember_locale_js())

@@ -15,6 +15,7 @@ from webui.training.interrogate import Interrogator, app_interrogator
 from webui.training.preprocess import CropMode, PreprocessOptions, image_files, preprocess_images, subset_folder_name
 from webui.training.tagger import DEFAULT_CHARACTER_THRESHOLD, DEFAULT_GENERAL_THRESHOLD, TagSettings
 from webui.ui.i18n import t, translated_choices
+from webui.ui.messages import ui_error, ui_message, ui_text
 from webui.ui.train_tagging_tab import build_tagging_tab, model_choices
 
 NO_CAPTIONS = "None (class tokens become the caption)"
@@ -33,13 +34,16 @@ def dataset_overview(train_data_dir: str, batch_size: float, epochs: float) -> t
         rows.append(f"| {subset.image_dir.name} | {len(items)} | {subset.num_repeats} | "
                     f"{len(items) * subset.num_repeats} | {captioned} |")
     gallery = [(str(item.path), item.caption) for item in plan.items[:PREVIEW_LIMIT]]
-    table = "\n".join(["| folder | images | repeats | images × repeats | captions |", "|---|---|---|---|---|", *rows])
+    header = ui_text("| folder | images | repeats | images × repeats | captions |")
+    table = "\n".join([header, "|---|---|---|---|---|", *rows])
     per_epoch = plan.batches_per_epoch(batch)
-    summary = (f"**{len(plan.train_items)} images, {plan.num_train_images} per epoch (images × repeats) → "
-               f"{per_epoch} steps per epoch at batch size {batch} → "
-               f"{plan.total_steps(batch, 1, epoch_count)} steps in {epoch_count} epoch(s).**")
-    skipped = "".join(f"\n- skipped {p.path.name}: {p.reason}" for p in plan.problems)
-    notes = "".join(f"\n- {w}" for w in plan.warnings)
+    summary = ui_text("**{images} images, {per_epoch_images} per epoch (images × repeats) → {per_epoch} steps per "
+                      "epoch at batch size {batch} → {steps} steps in {epochs} epoch(s).**",
+                      images=len(plan.train_items), per_epoch_images=plan.num_train_images, per_epoch=per_epoch,
+                      batch=batch, steps=plan.total_steps(batch, 1, epoch_count), epochs=epoch_count)
+    skipped = "".join("\n- " + ui_text("skipped {file}: {reason}", file=p.path.name, reason=ui_message(p.reason))
+                      for p in plan.problems)
+    notes = "".join(f"\n- {ui_message(w)}" for w in plan.warnings)
     return f"{summary}\n\n{table}{skipped}{notes}", gallery
 
 
@@ -66,10 +70,11 @@ def create_dataset(interrogator: Interrogator, uploads: list[str] | None, source
 
     def report_progress(done: int, total: int, name: str) -> None:
         if progress is not None:
-            progress((done, total), desc=f"Preparing {name}")
+            progress((done, total), desc=ui_text("Preparing {file}", file=name))
 
     report = preprocess_images(sources, Path(train_data_dir.strip()), subset, options, captioner, report_progress)
-    return f"Into {Path(train_data_dir.strip()) / subset}:\n\n" + report.summary().replace("\n- ", "\n\n- ")
+    return (ui_text("Into {folder}:", folder=Path(train_data_dir.strip()) / subset) + "\n\n"
+            + ui_message(report.summary()).replace("\n- ", "\n\n- "))
 
 
 def _build_dataset_tab(runtime: Runtime, interrogator: Interrogator) -> None:
@@ -119,7 +124,7 @@ def _build_dataset_tab(runtime: Runtime, interrogator: Interrogator) -> None:
         try:
             return dataset_overview(folder, batch_size, epoch_count)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
 
     def on_create(files, folder, train_dir, repeat_count, trigger_word, tokens, w, h, crop_mode, use_faces,
                   flipped, split_big, smallest, model, general_threshold, character_threshold, excluded_tags,
@@ -132,7 +137,7 @@ def _build_dataset_tab(runtime: Runtime, interrogator: Interrogator) -> None:
                 progress=progress))
             table, items = dataset_overview(train_dir, batch_size, epoch_count)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         return report, table, items
 
     show.click(on_show, [target, batch, epochs], [counts, gallery])

@@ -18,6 +18,7 @@ from webui.training.presets import BUILTIN_PRESETS, load_preset, preset_names, s
 from webui.training.samples import KOHYA_SAMPLERS
 from webui.training.service import training_service
 from webui.ui.i18n import t, translated_choices
+from webui.ui.messages import shown_error, ui_error, ui_message, ui_text
 from webui.ui.train_dataset_tab import build_dataset_tabs
 
 _DEFAULTS = TrainingConfig()
@@ -150,10 +151,10 @@ def build_train(runtime: Runtime) -> TrainControls:
                                    Path(config.reg_data_dir) if config.reg_data_dir else None, None,
                                    config.bucket_settings(), config.caption_extension)
         except UserInputError as error:
-            return f"error: {error}"
+            return ui_text("error: {error}", error=ui_message(str(error)))
         epochs = config.max_train_epochs or 1
-        return plan.summary(config.train_batch_size, config.gradient_accumulation_steps, epochs) + \
-            "\n\nbuckets (images x repeats per epoch):\n" + format_histogram(plan.bucket_counts())
+        return ui_message(plan.summary(config.train_batch_size, config.gradient_accumulation_steps, epochs)) + \
+            "\n\n" + ui_text("buckets (images x repeats per epoch):") + "\n" + format_histogram(plan.bucket_counts())
 
     def do_start(checkpoint_name, sample_text, *values, resume_from: str | None = None):
         try:
@@ -162,12 +163,12 @@ def build_train(runtime: Runtime) -> TrainControls:
                 chosen["resume"] = resume_from
             service.start(chosen)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
 
     def do_resume(checkpoint_name, sample_text, *values):
         state = service.status().get("state")
         if not state:
-            raise gr.Error(t("Nothing to resume: stop a run first (its state is saved then)"))
+            raise shown_error(ui_text("Nothing to resume: stop a run first (its state is saved then)"))
         do_start(checkpoint_name, sample_text, *values, resume_from=state)
 
     def do_load(name):
@@ -176,30 +177,31 @@ def build_train(runtime: Runtime) -> TrainControls:
         try:
             values = load_preset(data_dir, name)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         return [values.get(spec[0], gr.skip()) for spec in FIELDS]
 
     def do_save(name, *values):
         try:
             save_preset(data_dir, name, dict(zip((spec[0] for spec in FIELDS), values, strict=True)))
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         return gr.Dropdown(choices=_preset_choices(data_dir), value=name)
 
     def refresh():
         state = service.status()
-        text = (f"**{state['phase']}** · step {state['step']}/{state['total_steps']} · epoch {state['epoch']}/"
-                f"{state['total_epochs']}")
+        text = f"**{ui_message(state['phase'])}** · " + ui_text(
+            "step {step}/{total_steps} · epoch {epoch}/{total_epochs}", step=state["step"],
+            total_steps=state["total_steps"], epoch=state["epoch"], total_epochs=state["total_epochs"])
         if state["average_loss"] is not None:
             text += f" · avr_loss {state['average_loss']:.4f} · lr {state['lr']:.2e} · {state['it_per_s']:.2f} it/s"
         if state["eta_seconds"]:
-            text += f" · ETA {state['eta_seconds']:.0f} s"
+            text += " · " + ui_text("ETA {seconds:.0f} s", seconds=state["eta_seconds"])
         if state["queued"]:
-            text += " · waiting for the generation queue"
+            text += " · " + ui_text("waiting for the generation queue")
         if state["error"]:
-            text += f"\n\n**Error:** {state['error']}"
+            text += "\n\n" + ui_text("**Error:** {error}", error=ui_message(state["error"]))
         if state["saved"]:
-            text += "\n\nSaved: " + ", ".join(Path(p).name for p in state["saved"])
+            text += "\n\n" + ui_text("Saved: {files}", files=", ".join(Path(p).name for p in state["saved"]))
         history = service.history()
         picture = plot(history) if history is not None and history.steps else None
         return text, picture, state["samples"][-8:]

@@ -29,6 +29,7 @@ from webui.training.tags import (
     split_tags,
 )
 from webui.ui.i18n import t, translated_choices
+from webui.ui.messages import ui_error, ui_message, ui_text
 
 
 class BatchOperation(str, Enum):
@@ -81,12 +82,12 @@ def run_tagging(interrogator: Interrogator, folder: str, model: str, general: fl
 
     def report_progress(done: int, total: int, name: str) -> None:
         if progress is not None:
-            progress((done, total), desc=f"Tagging {name}")
+            progress((done, total), desc=ui_text("Tagging {file}", file=name))
 
     root = Path(folder.strip())
     if not root.is_dir():
         raise UserInputError(f"{root} is not a folder")
-    return caption_folder(root, captioner, ExistingCaption(existing), report_progress).summary()
+    return ui_message(caption_folder(root, captioner, ExistingCaption(existing), report_progress).summary())
 
 
 def folder_entries(folder: str) -> list[CaptionEntry]:
@@ -104,10 +105,11 @@ def editor_view(folder: str, query: str, match: str, text: str, keep_tokens: flo
     table = [[tag, count] for tag, count in frequency(entries)]
     prefixes = keep_tokens_prefix(entries, int(keep_tokens or 0))
     note = "" if not prefixes else (
-        f"First {int(keep_tokens)} tag(s) of each caption (kept in place by keep_tokens): " +
-        ", ".join(f"`{prefix or '(empty)'}` × {count}" for prefix, count in prefixes.most_common(5)))
+        ui_text("First {count} tag(s) of each caption (kept in place by keep_tokens): ", count=int(keep_tokens)) +
+        ", ".join(f"`{prefix or ui_text('(empty)')}` × {count}" for prefix, count in prefixes.most_common(5)))
     gallery = [(str(entry.image), ", ".join(entry.tags)) for entry in shown]
-    return table, gallery, [str(entry.image) for entry in shown], f"{len(shown)} of {len(entries)} image(s). {note}"
+    found = ui_text("{shown} of {total} image(s). ", shown=len(shown), total=len(entries))
+    return table, gallery, [str(entry.image) for entry in shown], found + note
 
 
 def apply_batch(folder: str, shown: list[str], scope: str, operation: str, tags: str, old: str, new: str) -> str:
@@ -128,7 +130,9 @@ def apply_batch(folder: str, shown: list[str], scope: str, operation: str, tags:
         remove_tags(chosen, tag_list)
     else:
         move_to_front(chosen, tag_list)
-    return f"Saved {save_captions(chosen)} caption(s) of {len(chosen)} image(s) ({kind.value})."
+    saved = save_captions(chosen)
+    return ui_text("Saved {saved} caption(s) of {images} image(s) ({operation}).", saved=saved, images=len(chosen),
+                   operation=ui_message(kind.value))
 
 
 def save_one(folder: str, image: str, text: str) -> str:
@@ -136,7 +140,7 @@ def save_one(folder: str, image: str, text: str) -> str:
     if not entries:
         raise UserInputError("Pick an image in the gallery first")
     set_caption(entries[0], text or "")
-    return f"Saved {Path(image).name}" if save_captions(entries) else "No change"
+    return ui_text("Saved {file}", file=Path(image).name) if save_captions(entries) else ui_text("No change")
 
 
 def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
@@ -204,7 +208,7 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
             try:
                 return function(*values)
             except UserInputError as error:
-                raise gr.Error(str(error)) from None
+                raise ui_error(error) from None
         return call
 
     def on_run(folder_value, model_value, general_value, character_value, excluded_value, trigger_value,
@@ -214,7 +218,7 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
                 interrogator, folder_value, model_value, general_value, character_value, excluded_value,
                 trigger_value, existing_value, progress))
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
 
     def on_refresh():
         names = model_choices(interrogator)

@@ -17,6 +17,7 @@ from webui.sampling.names import SAMPLER_NAMES, SCHEDULE_NAMES
 from webui.ui.extra_networks import ThumbnailCache
 from webui.ui.generation import SessionJobs, stream_generation
 from webui.ui.i18n import t, translated_choices
+from webui.ui.messages import ui_error
 from webui.ui.networks_panel import card_actions, network_tabs
 from webui.ui.panels import (
     AUTOMATIC,
@@ -157,7 +158,7 @@ def build_txt2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
             values = request_values(runtime, style_store, data, top, prompts, params, hires)
             generation_request = make_request(Txt2ImgRequest, values)
         except UserInputError as error:
-            raise gr.Error(str(error)) from None
+            raise ui_error(error) from None
         job = runtime.new_job()
         session = request.session_hash or "anonymous"
         work = scripts.work(data, runtime, style_store, "txt2img", generation_request) or (
