@@ -68,7 +68,7 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
     with runtime.models.use(request.checkpoint, request.vae) as model, interruptible(job, model.components):
         # 2. Parse prompts and apply their LoRAs; img2img keeps the schedule of the nominal steps (A1111).
         try:
-            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
+            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler, job)
             # 3. Init latents, masks and the inpainting models' image conditioning (the same for every batch).
             init_latent = _encode_init(ctx, prepared, request)
         except JobInterrupted:  # Interrupt while long prompts or big pictures were being encoded

@@ -46,7 +46,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
     with runtime.models.use(request.checkpoint, request.vae) as model, interruptible(job, model.components):
         # 2. Parse prompts: extra networks out (applied), AND parts and prompt-editing schedules in.
         try:
-            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
+            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler, job)
         except JobInterrupted:  # Interrupt while a long prompt was being encoded
             result.interrupted = True
             return result
