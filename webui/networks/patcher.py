@@ -13,6 +13,7 @@ from webui.networks.errors import LoraApplyError
 from webui.networks.keymap import TEXT_TARGETS, guess_model_family
 from webui.networks.layers import LayerPatch, LoraPatch
 from webui.networks.lora_file import LoraFile
+from webui.networks.overflow import nonfinite_layers, overflowing_loras
 
 LayerKey = tuple[str, str]
 StackEntry = tuple[LoraFile, float, float]
@@ -98,45 +99,69 @@ class LoraPatcher:
         """Make the models carry exactly `stack` ((lora, te_weight, unet_weight), in order).
 
         LoRAs that do not fit (wrong family, wrong shapes, no matching layer) are skipped with a reason in the
-        report, or raise LoraApplyError before anything is written when `strict`.
+        report, or raise LoraApplyError before anything is written when `strict`. A LoRA whose merge turns a
+        weight into NaN/Inf is taken out again (its layers end bit-identical to before) and reported the same way.
         """
         with self._lock:
-            report = ApplyReport()
-            wanted: dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]] = {}
-            accepted: list[StackEntry] = []
-            for lora, te_weight, unet_weight in stack:
-                if te_weight == 0 and unet_weight == 0:
-                    continue
-                reason = self._check(lora, report)
-                if reason is not None:
-                    report.rejected[lora.name] = reason
-                    continue
-                accepted.append((lora, te_weight, unet_weight))
-                report.applied.append(lora.name)
-                for key, patch in lora.modules.items():
-                    multiplier = te_weight if key[0] in TEXT_TARGETS else unet_weight
-                    if multiplier != 0:
-                        wanted.setdefault(key, []).append((lora, patch, float(multiplier)))
-            if strict and report.rejected:
-                raise LoraApplyError("; ".join(report.rejected.values()))
-            signatures = {key: tuple((lora.identity, m) for lora, _, m in entries) for key, entries in wanted.items()}
-            try:
-                for key in [k for k in self._signatures if k not in wanted]:
-                    self._restore_layer(key)
-                    report.layers_restored += 1
-                for key, entries in wanted.items():
-                    if self._signatures.get(key) != signatures[key]:
-                        self._merge_layer(key, entries)
-                        self._signatures[key] = signatures[key]
-                        report.layers_written += 1
-                self.active = tuple(accepted)
-                if report.layers_written or report.layers_restored:
-                    self.stack_changes += 1
-            except BaseException:
-                # Never leave a half-applied stack: put every touched layer back to its pristine weight.
-                self._restore_all()
-                raise
+            overflowed: dict[str, str] = {}
+            while True:
+                report, wanted, written = self._apply(stack, strict)
+                # A merge that overflowed (NaN/Inf) is undone by merging the stack again without the LoRAs to blame.
+                broken = nonfinite_layers(self._modules, written)
+                if not broken:
+                    break
+                blamed = overflowing_loras(broken, wanted, {k: self._backups[k].weight for k in broken},
+                                           {k: self._modules[k].weight.dtype for k in broken})
+                overflowed.update(blamed)
+                stack = [entry for entry in stack if entry[0].name not in blamed]
+                if strict:
+                    self._restore_all()
+                    raise LoraApplyError("; ".join(f"LoRA {name}: {reason}" for name, reason in blamed.items()))
+            report.rejected.update(overflowed)
             return report
+
+    def _apply(self, stack: Sequence[StackEntry],
+               strict: bool) -> tuple[ApplyReport, dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]],
+                                      list[LayerKey]]:
+        """One merge of `stack` (lock held): the report, each layer's patches and the layers written."""
+        report = ApplyReport()
+        written: list[LayerKey] = []
+        wanted: dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]] = {}
+        accepted: list[StackEntry] = []
+        for lora, te_weight, unet_weight in stack:
+            if te_weight == 0 and unet_weight == 0:
+                continue
+            reason = self._check(lora, report)
+            if reason is not None:
+                report.rejected[lora.name] = reason
+                continue
+            accepted.append((lora, te_weight, unet_weight))
+            report.applied.append(lora.name)
+            for key, patch in lora.modules.items():
+                multiplier = te_weight if key[0] in TEXT_TARGETS else unet_weight
+                if multiplier != 0:
+                    wanted.setdefault(key, []).append((lora, patch, float(multiplier)))
+        if strict and report.rejected:
+            raise LoraApplyError("; ".join(report.rejected.values()))
+        signatures = {key: tuple((lora.identity, m) for lora, _, m in entries) for key, entries in wanted.items()}
+        try:
+            for key in [k for k in self._signatures if k not in wanted]:
+                self._restore_layer(key)
+                report.layers_restored += 1
+            for key, entries in wanted.items():
+                if self._signatures.get(key) != signatures[key]:
+                    self._merge_layer(key, entries)
+                    self._signatures[key] = signatures[key]
+                    report.layers_written += 1
+                    written.append(key)
+            self.active = tuple(accepted)
+            if report.layers_written or report.layers_restored:
+                self.stack_changes += 1
+        except BaseException:
+            # Never leave a half-applied stack: put every touched layer back to its pristine weight.
+            self._restore_all()
+            raise
+        return report, wanted, written
 
     def restore(self) -> int:
         """Write every pristine weight back (bit-identical) and free the copies unless `keep_backups`;

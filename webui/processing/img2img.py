@@ -36,7 +36,7 @@ from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest, Inpaintin
 from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.saving import finish_grid, store_image
-from webui.processing.vae import decode_to_pil, encode, inpainting_conditioning
+from webui.processing.vae import decode_checked, encode, inpainting_conditioning
 
 EMPTY_MASK_WARNING = 'The mask is empty, so "Only masked" could not crop anything; ran plain img2img instead.'
 
@@ -100,7 +100,7 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
                                 image_cond=image_cond, keep_mask=keep)
             try:
                 latents, used = run_pass(ctx, spec, noise, generators, seeds, job)
-                decoded = decode_to_pil(ctx, latents)
+                decoded = decode_checked(ctx, latents, networks.applied, result.warnings)
             except ImageSkipped:
                 continue
             except JobInterrupted:

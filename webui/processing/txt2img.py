@@ -22,7 +22,7 @@ from webui.processing.request import Txt2ImgRequest
 from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.saving import finish_grid, store_image
-from webui.processing.vae import decode_to_pil, inpainting_conditioning
+from webui.processing.vae import decode_checked, inpainting_conditioning
 
 __all__ = ["GenerationResult", "VERSION", "txt2img"]
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                     used = {**used, **hires_used}
                     lora_hashes.append(hires_hashes)
                 # 5. Decode (a tiled VAE pass over a big hires picture stops on Interrupt too) and write.
-                images = decode_to_pil(ctx, latents)
+                images = decode_checked(ctx, latents, networks.applied, result.warnings)
             except ImageSkipped:
                 continue
             except JobInterrupted:
