@@ -24,6 +24,17 @@ def _finite(tensor: Tensor | None) -> bool:
     return tensor is None or bool(torch.isfinite(tensor.detach().sum(dtype=torch.float32)))
 
 
+def low_rank_cannot_overflow(up: Tensor, down: Tensor, alpha: float, dtype: torch.dtype) -> bool:
+    """True when W₀ + α·up·down provably stays finite in `dtype`, so the merged weight needs no full read.
+
+    |α·Σᵣ upᵢᵣ·downᵣⱼ| ≤ |α|·Σᵣ maxᵢ|upᵢᵣ|·maxⱼ|downᵣⱼ|: below half the dtype's largest value (and with pristine
+    weights below the other half, true of every real checkpoint) no element can overflow. This reads only the small
+    factors; when it fails, the merged weight itself is checked.
+    """
+    bound = abs(alpha) * float((up.abs().amax(dim=0) * down.abs().amax(dim=1)).sum(dtype=torch.float64))
+    return bound < torch.finfo(dtype).max / 2
+
+
 def nonfinite_layers(modules: Mapping[LayerKey, _Weighted], keys: Iterable[LayerKey]) -> list[LayerKey]:
     """The layers among `keys` whose live weight or bias holds a NaN or an Inf."""
     return [key for key in keys

@@ -13,7 +13,7 @@ from webui.networks.errors import LoraApplyError
 from webui.networks.keymap import TEXT_TARGETS, guess_model_family
 from webui.networks.layers import LayerPatch, LoraPatch
 from webui.networks.lora_file import LoraFile
-from webui.networks.overflow import nonfinite_layers, overflowing_loras
+from webui.networks.overflow import low_rank_cannot_overflow, nonfinite_layers, overflowing_loras
 
 LayerKey = tuple[str, str]
 StackEntry = tuple[LoraFile, float, float]
@@ -123,7 +123,7 @@ class LoraPatcher:
     def _apply(self, stack: Sequence[StackEntry],
                strict: bool) -> tuple[ApplyReport, dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]],
                                       list[LayerKey]]:
-        """One merge of `stack` (lock held): the report, each layer's patches and the layers written."""
+        """One merge of `stack` (lock held): the report, each layer's patches and the written layers to check."""
         report = ApplyReport()
         written: list[LayerKey] = []
         wanted: dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]] = {}
@@ -150,10 +150,10 @@ class LoraPatcher:
                 report.layers_restored += 1
             for key, entries in wanted.items():
                 if self._signatures.get(key) != signatures[key]:
-                    self._merge_layer(key, entries)
+                    if self._merge_layer(key, entries):
+                        written.append(key)  # may hold NaN/Inf: checked once the stack is merged
                     self._signatures[key] = signatures[key]
                     report.layers_written += 1
-                    written.append(key)
             self.active = tuple(accepted)
             if report.layers_written or report.layers_restored:
                 self.stack_changes += 1
@@ -296,7 +296,8 @@ class LoraPatcher:
             work.addmm_(up[start:end], down, alpha=alpha)
             rows_out[start:end].copy_(work)
 
-    def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> None:
+    def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> bool:
+        """Write W₀ + the entries' deltas; True when the result may have overflowed and must be checked."""
         module = self._modules[key]
         param = module.weight
         pristine = key not in self._dirty  # the live weight still equals its pristine copy
@@ -315,7 +316,7 @@ class LoraPatcher:
                 self._write_rounded(target, target if pristine else backup.weight, low_rank)
             if backup.bias is not None and module.bias is not None and not pristine:
                 self._write(module.bias.data, backup.bias)  # an earlier stack may have changed the bias
-            return
+            return not low_rank_cannot_overflow(*low_rank, target.dtype)
         shape = param.shape
         # A private fp32 working copy of W₀, updated in place; it is rounded once, by the final `_write`.
         weight = backup.weight.to(device=device, dtype=torch.float32, copy=True).reshape(shape[0], -1)
@@ -340,6 +341,7 @@ class LoraPatcher:
         self._write(target, weight.reshape(shape))
         if bias is not None and module.bias is not None:
             self._write(module.bias.data, bias)
+        return True
 
     def _restore_layer(self, key: LayerKey) -> None:
         backup = self._backups.get(key)
