@@ -67,7 +67,8 @@ def test_the_budget_refuses_a_prompt_that_takes_too_long_and_the_queue_moves_on(
     detail = answer.json()["detail"]
     assert "PROMPT_TIME_BUDGET_S" in detail and "0.3 s" in detail, detail
     assert elapsed < 0.3 + LIMIT_S
-    # The next request, a normal prompt, is served at once.
+    # The next request, a normal prompt under the default budget, is served at once.
+    monkeypatch.undo()
     normal = client.post("/sdapi/v1/txt2img", json={**SMALL, "prompt": "a red circle"})
     assert normal.status_code == 200 and len(normal.json()["images"]) == 1
 
@@ -117,3 +118,16 @@ def test_plan_and_encode_stop_on_interrupt(clip_l):
         except JobInterrupted:
             continue
         raise AssertionError("prompt work ignored Interrupt")
+
+
+def test_each_generation_of_a_script_gets_the_whole_budget(robust_runtime, monkeypatch):
+    # Scripts (X/Y/Z plot, prompts from file) run many generations on one job: each must start with a full budget.
+    from webui.processing.request import Txt2ImgRequest
+    from webui.processing.txt2img import txt2img
+
+    monkeypatch.setattr(limits, "PROMPT_TIME_BUDGET_S", 5.0)
+    job = JobState()
+    job.prompt_budget.spent = 4.99  # as if earlier cells of a grid had used it up
+    result = txt2img(Txt2ImgRequest(**{**SMALL, "prompt": "a red circle, " * 20}), robust_runtime, job)
+    assert len(result.images) == 1
+    assert job.prompt_budget.spent < 1.0

@@ -53,6 +53,7 @@ class PreparedImage:
 
 def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = None) -> GenerationResult:
     job = job or JobState()
+    job.prompt_budget.restart()  # the budget is per generation: batch img2img and scripts run many on one job
     # 1. Check inputs and bring the pictures into shape before any model work.
     sampler, schedule = request.sampler, request.schedule  # resolved when the request was built
     warnings: list[str] = []

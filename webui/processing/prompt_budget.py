@@ -24,6 +24,10 @@ class PromptBudget:
         self.spent = 0.0
         self._since: float | None = None
 
+    def restart(self) -> None:
+        """A new generation on the same job (scripts run many): its prompt work starts from zero."""
+        self.spent = 0.0
+
     @contextlib.contextmanager
     def counting(self) -> Iterator[None]:
         """Count the time inside the block as prompt work (nested blocks count once)."""

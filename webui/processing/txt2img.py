@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = None) -> GenerationResult:
     job = job or JobState()
+    job.prompt_budget.restart()  # the budget is per generation: an X/Y/Z plot runs many on one job
     # 1. Check inputs: the request type validated fields; resolve names before any model work.
     sampler, schedule = request.sampler, request.schedule  # resolved when the request was built
     if request.enable_hr:
