@@ -162,7 +162,8 @@ def check_files(root: Path, server: Server, acked: dict[str, int], checkpoint: s
     # The restarted server serves what the files hold (the hash from cache.json: the checkpoint has not changed).
     models = {m["title"].split(" [")[0]: m["hash"] for m in requests.get(server.url + "/sdapi/v1/sd-models",
                                                                           timeout=60).json()}
-    problems["not_loaded"] += bool(entry) and models.get(checkpoint) != entry["sha256"][:10]
+    current = entry.get("mtime") == (root / "ckpt" / checkpoint).stat().st_mtime  # else stale: the app re-hashes
+    problems["not_loaded"] += current and models.get(checkpoint) != entry["sha256"][:10]
     served = requests.get(server.url + "/sdapi/v1/options", timeout=60).json()
     problems["not_loaded"] += served["samples_filename_pattern"] != pattern
     served_styles = requests.get(server.url + "/sdapi/v1/prompt-styles", timeout=60).json()
