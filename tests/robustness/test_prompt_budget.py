@@ -105,7 +105,7 @@ def test_a_normal_prompt_encodes_the_same_with_checks_and_within_budget(clip_l):
         checked = encoder.encode([text], check=check).context
     assert torch.equal(plain, checked)
     assert len(calls) >= 3  # asked before weighing, and before each chunk
-    assert job.prompt_budget.spent < 1.0
+    assert job.prompt_budget.spent < limits.PROMPT_TIME_BUDGET_S / 10  # far inside the budget, even on a busy CPU
 
 
 def test_plan_and_encode_stop_on_interrupt(clip_l):
@@ -130,4 +130,4 @@ def test_each_generation_of_a_script_gets_the_whole_budget(robust_runtime, monke
     job.prompt_budget.spent = 4.99  # as if earlier cells of a grid had used it up
     result = txt2img(Txt2ImgRequest(**{**SMALL, "prompt": "a red circle, " * 20}), robust_runtime, job)
     assert len(result.images) == 1
-    assert job.prompt_budget.spent < 1.0
+    assert job.prompt_budget.spent < 4.0  # restarted from zero, not from the 4.99 s of earlier cells
