@@ -1,9 +1,11 @@
 """Soak + fault run: N random valid API jobs with interrupts, skips, refreshes and bad inputs, then kill -9 rounds.
 
-    .venv/bin/python bench/soak.py --jobs 1000 [--kill-rounds 20]
+    .venv/bin/python bench/soak.py --jobs 1000 [--kill-rounds 20] [--skip-jobs]
 
 Starts app.py (--api --nowebui, demo model, 64 px) in a temporary folder, samples the server's RSS, and prints:
-load held (jobs done, 5xx count, RSS before/after warm-up), faults survived, bad inputs tried, data lost.
+load held (jobs done, 5xx count, RSS before/after warm-up), faults survived, bad inputs tried. Then the kill rounds
+(bench/soak_kills.py): the server is killed with SIGKILL while it rewrites its files, restarted, and every file
+checked; printed: rounds, kills that landed inside a write, unreadable files, acknowledged writes lost.
 """
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,7 +25,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.api.server import REPO, start_server, write_demo_lora  # noqa: E402
+from bench.soak_kills import kill_rounds  # noqa: E402
+from tests.api.server import start_server, write_demo_lora  # noqa: E402
 
 WORDS = ("a red circle", "blue square", "(green:1.2) triangle", "[yellow|purple] star", "[red:blue:0.5] dot",
          "masterpiece, 1girl", "a cat BREAK a dog", "\\(escaped\\)")
@@ -110,65 +112,43 @@ def soak(url: str, pid: int, jobs: int, rng: random.Random) -> dict:
     return counts
 
 
-WRITER = """
-import sys, random, itertools
-sys.path.insert(0, sys.argv[2])
-from pathlib import Path
-from webui.processing.settings import SettingsStore
-from webui.processing.styles import PromptStyle, StyleStore
-from webui.models.hashing import HashCache
-folder = Path(sys.argv[1])
-settings = SettingsStore(folder / "config.json")
-styles, cache = StyleStore(folder / "styles.csv"), HashCache(folder / "cache.json")
-print("ready", flush=True)
-for i in itertools.count():
-    settings.update({"default_steps": 1 + i % 100, "samples_filename_pattern": "x" * (i % 5000)})
-    styles.save(PromptStyle(f"style{i % 50}", "p" * (i % 3000), "n"))
-    cache._entries[f"checkpoint/f{i % 200}"] = {"mtime": i, "size": i, "sha256": "0" * 64}
-    cache._write()
-"""
-
-
-def kill_rounds(rounds: int, rng: random.Random) -> dict:
-    """kill -9 a process that rewrites config.json, styles.csv and cache.json in a loop; then load them as a restart."""
-    from webui.models.hashing import HashCache
-    from webui.processing.settings import SettingsStore
-    from webui.processing.styles import StyleStore
-
-    lost = 0
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        for _ in range(rounds):
-            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(REPO)], stdout=subprocess.PIPE,
-                                      text=True)
-            assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
-            time.sleep(rng.uniform(0.05, 0.6))  # let it get into the middle of some write
-            writer.send_signal(signal.SIGKILL)
-            writer.wait()
-            store = SettingsStore(folder / "config.json")  # what the next start does
-            lost += bool(store.load_note and "unreadable too" in store.load_note)
-            lost += not (folder / "config.json").is_file() or store.current.default_steps < 1
-            lost += not StyleStore(folder / "styles.csv").names()
-            json.loads((folder / "cache.json").read_text()) if (folder / "cache.json").is_file() else None
-            lost += HashCache(folder / "cache.json")._entries == {} and (folder / "cache.json").is_file()
-    return {"kill_rounds": rounds, "files_unreadable": lost}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--kill-rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-jobs", action="store_true", help="only the kill -9 rounds")
+    parser.add_argument("--kill-api-only", action="store_true",
+                        help="kill an API-only server (faster starts; styles and sidecars are then not written)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="soak-"))
+    started = time.perf_counter()
+    counts: dict = {}
+    if not args.skip_jobs:
+        counts.update(load_and_one_kill(root, args.jobs, rng))
+    counts.update(kill_rounds(args.kill_rounds, rng, root, with_ui=not args.kill_api_only))
+    counts["wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(counts, indent=1))
+    lost = counts["unreadable"] + counts["acked_write_lost"] + counts["not_loaded"]
+    if not args.skip_jobs:
+        print(f"load held: {counts['jobs']} jobs, {counts['5xx']} 5xx, RSS {counts['rss_warm_mib']} -> "
+              f"{counts['rss_end_mib']} MiB after warm-up (+{counts['rss_growth_pct']} %); faults survived: "
+              f"{counts['interrupts']} interrupts, {counts['skips']} skips, {counts['refreshes']} refreshes; "
+              f"bad inputs tried: {counts['bad_inputs']} ({counts['bad_input_5xx']} answered 5xx)")
+    print(f"kill -9 of the server while writing: {counts['kill_rounds']} rounds, {counts['kills_mid_write']} landed "
+          f"inside a write ({counts['files_mid_write']}); unreadable files {counts['unreadable']}, acknowledged "
+          f"writes lost {counts['acked_write_lost']}, files not loaded {counts['not_loaded']}")
+    return 0 if counts.get("5xx", 0) == 0 and lost == 0 else 1
+
+
+def load_and_one_kill(root: Path, jobs: int, rng: random.Random) -> dict:
+    """The job soak on an API-only server, then one kill -9 right after an options write and a restart."""
     write_demo_lora(root / "lora" / "soak-lora.safetensors")
     server = start_server(root, "--api", "--nowebui")
-    started = time.perf_counter()
     try:
-        counts = soak(server.url, server.process.pid, args.jobs, rng)
+        counts = soak(server.url, server.process.pid, jobs, rng)
         counts["server_alive"] = server.process.poll() is None
-        # A kill -9 of the server itself right after an options write, then a restart on the same data folder.
         requests.post(server.url + "/sdapi/v1/options", json={"default_steps": 17}, timeout=60)
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
@@ -180,15 +160,7 @@ def main() -> int:
         counts["server_restart_kept_options"] = steps == 17
     finally:
         restarted.stop()
-    counts.update(kill_rounds(args.kill_rounds, rng))
-    counts["wall_s"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(counts, indent=1))
-    print(f"load held: {counts['jobs']} jobs, {counts['5xx']} 5xx, RSS {counts['rss_warm_mib']} -> "
-          f"{counts['rss_end_mib']} MiB after warm-up (+{counts['rss_growth_pct']} %); faults survived: "
-          f"{counts['interrupts']} interrupts, {counts['skips']} skips, {counts['refreshes']} refreshes, "
-          f"{counts['kill_rounds'] + 1} kill -9; bad inputs tried: {counts['bad_inputs']} "
-          f"({counts['bad_input_5xx']} answered 5xx); data lost: {counts['files_unreadable']}")
-    return 0 if counts["5xx"] == 0 and counts["files_unreadable"] == 0 else 1
+    return counts
 
 
 if __name__ == "__main__":

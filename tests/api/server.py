@@ -70,15 +70,18 @@ def place_file(source: Path, target: Path) -> None:
 
 
 def start_server(root: Path, *extra: str, probe: str = "/sdapi/v1/sd-models",
-                 auth_header: str | None = None) -> Server:
-    """app.py with tmp folders; waits until `probe` answers (any HTTP status counts as up)."""
+                 auth_header: str | None = None, hashing: bool = False) -> Server:
+    """app.py with tmp folders; waits until `probe` answers (any HTTP status counts as up).
+
+    `hashing` lets the app compute checkpoint hashes (and so rewrite cache.json); tests usually skip it for speed.
+    """
     port = free_port()
     for name in ("lora", "data", "emb", "vae"):
         (root / name).mkdir(parents=True, exist_ok=True)
     log = root / "server.log"
     command = [sys.executable, str(REPO / "app.py"), "--port", str(port), "--ckpt-dir", str(model_folder(root)),
                "--lora-dir", str(root / "lora"), "--data-dir", str(root / "data"), "--vae-dir", str(root / "vae"),
-               "--embeddings-dir", str(root / "emb"), "--device", "cpu", "--no-hashing", *extra]
+               "--embeddings-dir", str(root / "emb"), "--device", "cpu", *([] if hashing else ["--no-hashing"]), *extra]
     # One compute thread: on a shared, busy CPU OpenMP's spinning threads slow every step down many times over.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)

@@ -35,6 +35,22 @@ def test_seeds_beyond_64_bits_are_refused_and_the_largest_works(client):
     assert answer.status_code == 200 and json.loads(answer.json()["info"])["seed"] == 2**64 - 1
 
 
+def test_a_batch_whose_later_seeds_pass_64_bits_is_refused_not_a_server_error(client):
+    # A1111 v1.10.1 does not wrap seeds: modules/processing.py get_fixed_seed passes any int through and
+    # process_images_inner gives image i the seed `int(seed) + i`; modules/rng.py create_generator then calls
+    # torch.Generator(device).manual_seed(int(seed)), which raises "Overflow when unpacking long long" from 2^64 on
+    # (checked with torch here). So a seed that only overflows for the second image is refused up front, as a 422.
+    top = 2**64 - 1
+    for extra in ({"seed": top, "batch_size": 2}, {"seed": top - 1, "n_iter": 3},
+                  {"seed": top, "override_settings": {"eta_noise_seed_delta": 31337}},
+                  {"seed": 5, "subseed": top, "subseed_strength": 0.5, "batch_size": 2}):
+        _a1111_error(_post(client, "/txt2img", json.dumps({**SMALL, **extra})), 422, "seed", "2^64 - 1")
+    # Variation keeps every image on the same seed, and subseeds are unused at strength 0: both fit.
+    fits = _post(client, "/txt2img", json.dumps({**SMALL, "seed": top, "subseed": top, "subseed_strength": 0.5}))
+    assert fits.status_code == 200, fits.text[:300]
+    assert json.loads(fits.json()["info"])["all_seeds"] == [top]
+
+
 def test_infinite_and_nan_sampler_values_are_refused(client):
     for raw in ('"s_noise": Infinity', '"s_churn": NaN', '"cfg_scale": -Infinity', '"eta": Infinity'):
         _a1111_error(_post(client, "/txt2img", json.dumps(SMALL)[:-1] + ", " + raw + "}"), 422, "finite")

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from webui.errors import UserInputError
 from webui.models.architectures import UnsupportedModelError
+from webui.processing.prompt_budget import PromptBudgetExceeded
 from webui.processing.request import describe_validation_errors
 from webui.sampling.names import UnknownSamplerError
 
@@ -61,6 +62,8 @@ def response_for(error: Exception) -> JSONResponse:
                             headers=getattr(error, "headers", None))
     if isinstance(error, UnknownSamplerError):
         return JSONResponse(error_body("UnknownSamplerError", str(error)), status_code=400)
+    if isinstance(error, PromptBudgetExceeded):  # as a prompt over MAX_PROMPT_CHARS: the request cannot be done
+        return JSONResponse(error_body(type(error).__name__, str(error)), status_code=422)
     if isinstance(error, (UserInputError, UnsupportedModelError)):
         return JSONResponse(error_body(type(error).__name__, str(error)), status_code=400)
     log.exception("API request failed", exc_info=error)

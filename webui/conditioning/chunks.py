@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence
+from typing import Callable, Literal, Protocol, Sequence
 
 from webui.conditioning.tokenizer import BOS_ID, EOS_ID
 from webui.prompts import BREAK_WEIGHT, parse_attention, parse_prompt
@@ -14,6 +14,10 @@ EmphasisMode = Literal["Original", "No norm", "Ignore", "None"]
 EMPHASIS_MODES: tuple[str, ...] = ("Original", "No norm", "Ignore", "None")
 # Placeholder id under an embedding's vectors; the real vectors are swapped in at the token-embedding layer.
 EMBEDDING_PLACEHOLDER_ID = 0
+# Fragments tokenised per tokenizer call, and weighed between two checks for Interrupt / the prompt time budget:
+# a few milliseconds of work each, so a check comes often without costing anything measurable.
+FRAGMENTS_PER_CHECK = 256
+Check = Callable[[], None]
 
 
 class EmbeddingLookup(Protocol):
@@ -53,12 +57,16 @@ def fragments_for(text: str, emphasis: str) -> list[tuple[str, float]]:
     return parse_attention(text)
 
 
-def tokenize_fragments(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Each fragment on its own, no BOS/EOS, never truncated."""
-    if not texts:
-        return []
-    encoded = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
-    return [list(ids) for ids in encoded["input_ids"]]
+def tokenize_fragments(tokenizer, texts: list[str], check: Check | None = None) -> list[list[int]]:
+    """Each fragment on its own, no BOS/EOS, never truncated; `check` runs between batches of fragments."""
+    out: list[list[int]] = []
+    for start in range(0, len(texts), FRAGMENTS_PER_CHECK):
+        if check is not None:
+            check()
+        batch = texts[start:start + FRAGMENTS_PER_CHECK]
+        encoded = tokenizer(batch, add_special_tokens=False, truncation=False, verbose=False)
+        out.extend(list(ids) for ids in encoded["input_ids"])
+    return out
 
 
 def comma_token_id(tokenizer) -> int | None:
@@ -72,14 +80,17 @@ def build_chunks(
     emphasis: str = "Original",
     comma_backtrack: int = 20,
     embeddings: EmbeddingLookup | None = None,
+    check: Check | None = None,
 ) -> tuple[list[PromptChunk], int]:
     """Chunks of one scheduled text (tags already removed) and its token count as A1111's counter shows it.
 
     The count is 75 per closed chunk plus the tokens of the last one, so BREAK and comma back-off
-    count a full chunk, as in A1111's UI.
+    count a full chunk, as in A1111's UI. `check` (Interrupt, time budget) runs between batches of fragments.
     """
+    if check is not None:
+        check()
     parsed = fragments_for(text, emphasis)
-    token_lists = tokenize_fragments(tokenizer, [t for t, _ in parsed])
+    token_lists = tokenize_fragments(tokenizer, [t for t, _ in parsed], check)
     comma = comma_token_id(tokenizer)
     chunks: list[PromptChunk] = []
     state = _ChunkingState()
@@ -98,7 +109,9 @@ def build_chunks(
         state.chunk = PromptChunk()
         state.last_comma = -1
 
-    for tokens, (fragment, weight) in zip(token_lists, parsed, strict=True):
+    for index, (tokens, (fragment, weight)) in enumerate(zip(token_lists, parsed, strict=True)):
+        if check is not None and index % FRAGMENTS_PER_CHECK == 0:
+            check()
         # Only an unweighted BREAK counts: inside brackets A1111 multiplies it and then encodes it as a word.
         if fragment == "BREAK" and weight == BREAK_WEIGHT:
             close_chunk()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
 
@@ -181,36 +181,52 @@ class PromptEncoder:
             embeddings=slot.embeddings,
         )
 
-    def chunks_for(self, text: str, slot: TextEncoderSlot) -> list[PromptChunk]:
+    def chunks_for(
+        self, text: str, slot: TextEncoderSlot, check: Callable[[], None] | None = None
+    ) -> list[PromptChunk]:
         chunks, _ = build_chunks(
             text,
             slot.tokenizer,
             emphasis=self.emphasis,
             comma_backtrack=self.comma_backtrack,
             embeddings=slot.embeddings,
+            check=check,
         )
         return chunks
 
-    def encode(self, texts: Sequence[str], clip_skip: int = 1, *, is_negative: bool = False) -> Conditioning:
-        """Encodes already-scheduled texts (extra-network tags removed) as one batch."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        clip_skip: int = 1,
+        *,
+        is_negative: bool = False,
+        check: Callable[[], None] | None = None,
+    ) -> Conditioning:
+        """Encodes already-scheduled texts (extra-network tags removed) as one batch.
+
+        `check` runs between pieces of work (fragments while weighing and tokenising, each 77-token chunk before
+        the text encoder sees it); the job's Interrupt / time-budget check raises from there.
+        """
         texts = list(texts)
         key = (tuple(texts), int(clip_skip), bool(is_negative))
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        result = self._encode_uncached(texts, int(clip_skip), is_negative)
+        result = self._encode_uncached(texts, int(clip_skip), is_negative, check)
         self._cache[key] = result
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return result
 
-    def _encode_uncached(self, texts: list[str], clip_skip: int, is_negative: bool) -> Conditioning:
+    def _encode_uncached(
+        self, texts: list[str], clip_skip: int, is_negative: bool, check: Callable[[], None] | None = None
+    ) -> Conditioning:
         contexts: list[torch.Tensor] = []
         pooled: torch.Tensor | None = None
         used: dict[str, None] = {}
         for slot in self.encoders:
-            context, slot_pooled, slot_used = self._encode_slot(slot, texts, clip_skip)
+            context, slot_pooled, slot_used = self._encode_slot(slot, texts, clip_skip, check)
             contexts.append(context)
             used.update(dict.fromkeys(slot_used))
             if slot.provides_pooled:
@@ -222,15 +238,17 @@ class PromptEncoder:
         return Conditioning(context, pooled, tuple(used))
 
     def _encode_slot(
-        self, slot: TextEncoderSlot, texts: list[str], clip_skip: int
+        self, slot: TextEncoderSlot, texts: list[str], clip_skip: int, check: Callable[[], None] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
-        batch_chunks = [self.chunks_for(text, slot) for text in texts]
+        batch_chunks = [self.chunks_for(text, slot, check) for text in texts]
         chunk_count = max(len(chunks) for chunks in batch_chunks)
         parameter = next(slot.model.parameters())
         outputs: list[torch.Tensor] = []
         first_pooled: torch.Tensor | None = None
         used: list[str] = []
         for index in range(chunk_count):
+            if check is not None:
+                check()
             row_chunks = [chunks[index] if index < len(chunks) else empty_chunk() for chunks in batch_chunks]
             tokens = torch.tensor([c.tokens for c in row_chunks], dtype=torch.long, device=parameter.device)
             if slot.kind == "open_clip":

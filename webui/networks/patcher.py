@@ -13,6 +13,7 @@ from webui.networks.errors import LoraApplyError
 from webui.networks.keymap import TEXT_TARGETS, guess_model_family
 from webui.networks.layers import LayerPatch, LoraPatch
 from webui.networks.lora_file import LoraFile
+from webui.networks.overflow import low_rank_cannot_overflow, nonfinite_layers, overflowing_loras
 
 LayerKey = tuple[str, str]
 StackEntry = tuple[LoraFile, float, float]
@@ -98,45 +99,69 @@ class LoraPatcher:
         """Make the models carry exactly `stack` ((lora, te_weight, unet_weight), in order).
 
         LoRAs that do not fit (wrong family, wrong shapes, no matching layer) are skipped with a reason in the
-        report, or raise LoraApplyError before anything is written when `strict`.
+        report, or raise LoraApplyError before anything is written when `strict`. A LoRA whose merge turns a
+        weight into NaN/Inf is taken out again (its layers end bit-identical to before) and reported the same way.
         """
         with self._lock:
-            report = ApplyReport()
-            wanted: dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]] = {}
-            accepted: list[StackEntry] = []
-            for lora, te_weight, unet_weight in stack:
-                if te_weight == 0 and unet_weight == 0:
-                    continue
-                reason = self._check(lora, report)
-                if reason is not None:
-                    report.rejected[lora.name] = reason
-                    continue
-                accepted.append((lora, te_weight, unet_weight))
-                report.applied.append(lora.name)
-                for key, patch in lora.modules.items():
-                    multiplier = te_weight if key[0] in TEXT_TARGETS else unet_weight
-                    if multiplier != 0:
-                        wanted.setdefault(key, []).append((lora, patch, float(multiplier)))
-            if strict and report.rejected:
-                raise LoraApplyError("; ".join(report.rejected.values()))
-            signatures = {key: tuple((lora.identity, m) for lora, _, m in entries) for key, entries in wanted.items()}
-            try:
-                for key in [k for k in self._signatures if k not in wanted]:
-                    self._restore_layer(key)
-                    report.layers_restored += 1
-                for key, entries in wanted.items():
-                    if self._signatures.get(key) != signatures[key]:
-                        self._merge_layer(key, entries)
-                        self._signatures[key] = signatures[key]
-                        report.layers_written += 1
-                self.active = tuple(accepted)
-                if report.layers_written or report.layers_restored:
-                    self.stack_changes += 1
-            except BaseException:
-                # Never leave a half-applied stack: put every touched layer back to its pristine weight.
-                self._restore_all()
-                raise
+            overflowed: dict[str, str] = {}
+            while True:
+                report, wanted, written = self._apply(stack, strict)
+                # A merge that overflowed (NaN/Inf) is undone by merging the stack again without the LoRAs to blame.
+                broken = nonfinite_layers(self._modules, written)
+                if not broken:
+                    break
+                blamed = overflowing_loras(broken, wanted, {k: self._backups[k].weight for k in broken},
+                                           {k: self._modules[k].weight.dtype for k in broken})
+                overflowed.update(blamed)
+                stack = [entry for entry in stack if entry[0].name not in blamed]
+                if strict:
+                    self._restore_all()
+                    raise LoraApplyError("; ".join(f"LoRA {name}: {reason}" for name, reason in blamed.items()))
+            report.rejected.update(overflowed)
             return report
+
+    def _apply(self, stack: Sequence[StackEntry],
+               strict: bool) -> tuple[ApplyReport, dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]],
+                                      list[LayerKey]]:
+        """One merge of `stack` (lock held): the report, each layer's patches and the written layers to check."""
+        report = ApplyReport()
+        written: list[LayerKey] = []
+        wanted: dict[LayerKey, list[tuple[LoraFile, LayerPatch, float]]] = {}
+        accepted: list[StackEntry] = []
+        for lora, te_weight, unet_weight in stack:
+            if te_weight == 0 and unet_weight == 0:
+                continue
+            reason = self._check(lora, report)
+            if reason is not None:
+                report.rejected[lora.name] = reason
+                continue
+            accepted.append((lora, te_weight, unet_weight))
+            report.applied.append(lora.name)
+            for key, patch in lora.modules.items():
+                multiplier = te_weight if key[0] in TEXT_TARGETS else unet_weight
+                if multiplier != 0:
+                    wanted.setdefault(key, []).append((lora, patch, float(multiplier)))
+        if strict and report.rejected:
+            raise LoraApplyError("; ".join(report.rejected.values()))
+        signatures = {key: tuple((lora.identity, m) for lora, _, m in entries) for key, entries in wanted.items()}
+        try:
+            for key in [k for k in self._signatures if k not in wanted]:
+                self._restore_layer(key)
+                report.layers_restored += 1
+            for key, entries in wanted.items():
+                if self._signatures.get(key) != signatures[key]:
+                    if self._merge_layer(key, entries):
+                        written.append(key)  # may hold NaN/Inf: checked once the stack is merged
+                    self._signatures[key] = signatures[key]
+                    report.layers_written += 1
+            self.active = tuple(accepted)
+            if report.layers_written or report.layers_restored:
+                self.stack_changes += 1
+        except BaseException:
+            # Never leave a half-applied stack: put every touched layer back to its pristine weight.
+            self._restore_all()
+            raise
+        return report, wanted, written
 
     def restore(self) -> int:
         """Write every pristine weight back (bit-identical) and free the copies unless `keep_backups`;
@@ -271,7 +296,8 @@ class LoraPatcher:
             work.addmm_(up[start:end], down, alpha=alpha)
             rows_out[start:end].copy_(work)
 
-    def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> None:
+    def _merge_layer(self, key: LayerKey, entries: list[tuple[LoraFile, LayerPatch, float]]) -> bool:
+        """Write W₀ + the entries' deltas; True when the result may have overflowed and must be checked."""
         module = self._modules[key]
         param = module.weight
         pristine = key not in self._dirty  # the live weight still equals its pristine copy
@@ -290,7 +316,7 @@ class LoraPatcher:
                 self._write_rounded(target, target if pristine else backup.weight, low_rank)
             if backup.bias is not None and module.bias is not None and not pristine:
                 self._write(module.bias.data, backup.bias)  # an earlier stack may have changed the bias
-            return
+            return not low_rank_cannot_overflow(*low_rank, target.dtype)
         shape = param.shape
         # A private fp32 working copy of W₀, updated in place; it is rounded once, by the final `_write`.
         weight = backup.weight.to(device=device, dtype=torch.float32, copy=True).reshape(shape[0], -1)
@@ -315,6 +341,7 @@ class LoraPatcher:
         self._write(target, weight.reshape(shape))
         if bias is not None and module.bias is not None:
             self._write(module.bias.data, bias)
+        return True
 
     def _restore_layer(self, key: LayerKey) -> None:
         backup = self._backups.get(key)

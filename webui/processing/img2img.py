@@ -36,7 +36,7 @@ from webui.processing.request import INPAINTING_FILLS, Img2ImgRequest, Inpaintin
 from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.saving import finish_grid, store_image
-from webui.processing.vae import decode_to_pil, encode, inpainting_conditioning
+from webui.processing.vae import decode_checked, encode, inpainting_conditioning
 
 EMPTY_MASK_WARNING = 'The mask is empty, so "Only masked" could not crop anything; ran plain img2img instead.'
 
@@ -53,6 +53,7 @@ class PreparedImage:
 
 def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = None) -> GenerationResult:
     job = job or JobState()
+    job.prompt_budget.restart()  # the budget is per generation: batch img2img and scripts run many on one job
     # 1. Check inputs and bring the pictures into shape before any model work.
     sampler, schedule = request.sampler, request.schedule  # resolved when the request was built
     warnings: list[str] = []
@@ -68,7 +69,7 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
     with runtime.models.use(request.checkpoint, request.vae) as model, interruptible(job, model.components):
         # 2. Parse prompts and apply their LoRAs; img2img keeps the schedule of the nominal steps (A1111).
         try:
-            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
+            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler, job)
             # 3. Init latents, masks and the inpainting models' image conditioning (the same for every batch).
             init_latent = _encode_init(ctx, prepared, request)
         except JobInterrupted:  # Interrupt while long prompts or big pictures were being encoded
@@ -101,7 +102,7 @@ def img2img(request: Img2ImgRequest, runtime: Runtime, job: JobState | None = No
                                 image_cond=image_cond, keep_mask=keep)
             try:
                 latents, used = run_pass(ctx, spec, noise, generators, seeds, job)
-                decoded = decode_to_pil(ctx, latents)
+                decoded = decode_checked(ctx, latents, networks.applied, result.warnings)
             except ImageSkipped:
                 continue
             except JobInterrupted:

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from webui.processing.prompt_budget import PromptBudget
+
 if TYPE_CHECKING:
     import torch
     from PIL import Image
@@ -36,6 +38,7 @@ class JobState:
     on_step: Callable[["JobState"], None] | None = None
     text: str = ""  # what the job is doing, e.g. a script's "Cell 3 / 12" (A1111's state.job)
     pass_names: tuple[str, ...] = ()  # the passes each image goes through (hires fix: two), named for progress
+    prompt_budget: PromptBudget = field(default_factory=PromptBudget)  # time left for parsing and encoding prompts
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def begin(self, job_no: int) -> None:
@@ -53,6 +56,11 @@ class JobState:
         """Raise JobInterrupted when the user asked to stop; long loops call this between pieces of work."""
         if self.interrupted:
             raise JobInterrupted()
+
+    def check_prompt_work(self) -> None:
+        """Between pieces of prompt parsing and encoding: stop on Interrupt, or once the prompt budget is spent."""
+        self.check()
+        self.prompt_budget.check()
 
     @property
     def progress(self) -> float:

@@ -97,12 +97,18 @@ class PreparedPrompts(NamedTuple):
 
 
 def prepare_prompts(request: GenerationRequest, model: LoadedModel, runtime: Runtime,
-                    sampler: SamplerName) -> PreparedPrompts:
+                    sampler: SamplerName, job: JobState | None = None) -> PreparedPrompts:
     """Parse both prompts (extra networks out, AND parts and prompt-editing schedules in), apply the LoRAs they
-    name, then wrap the model: the same first steps for txt2img and img2img."""
+    name, then wrap the model: the same first steps for txt2img and img2img.
+
+    Parsing counts against the job's prompt time budget and stops on Interrupt between AND parts.
+    """
+    job = job or JobState()
     schedule_steps = request.steps * model_calls_per_step(sampler)
-    plan = plan_prompt(request.prompt, schedule_steps)
-    negative_plan = plan_prompt(request.negative_prompt, schedule_steps, allow_and=False)
+    with job.prompt_budget.counting():
+        plan = plan_prompt(request.prompt, schedule_steps, check=job.check_prompt_work)
+        negative_plan = plan_prompt(request.negative_prompt, schedule_steps, allow_and=False,
+                                    check=job.check_prompt_work)
     networks = activate_networks(model, runtime.loras, plan.networks)
     return PreparedPrompts(plan, negative_plan, networks, model_context(model, runtime, request.emphasis))
 
@@ -142,8 +148,9 @@ def run_pass(ctx: ModelContext, spec: SamplingPass, noise: Tensor, generators: l
     """Encode the prompts, then sample; returns latents and the embeddings the prompts used (for TI hashes)."""
     batch = len(seeds)
     builder = ConditioningBuilder(ctx.encoder, ctx.components, spec.clip_skip, spec.width, spec.height,
-                                  image_cond=spec.image_cond)
-    with text_encoders_on_device(ctx.components, ctx.device):
+                                  image_cond=spec.image_cond, check=job.check_prompt_work)
+    # Weighing, tokenising and encoding stop on Interrupt between pieces and count against the prompt budget.
+    with text_encoders_on_device(ctx.components, ctx.device), job.prompt_budget.counting():
         builder.precompute(spec.plan, spec.negative_plan)
     cfg = CFGDenoiser(ctx.denoiser, builder.cond_fn(spec.plan, batch), builder.uncond_fn(spec.negative_plan, batch),
                       spec.cfg_scale)

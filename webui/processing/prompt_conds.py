@@ -40,20 +40,30 @@ class PromptPlan:
     networks: tuple[ExtraNetworkTag, ...]
 
 
-def plan_prompt(text: str, steps: int, hires_steps: int | None = None, *, allow_and: bool = True) -> PromptPlan:
+def plan_prompt(text: str, steps: int, hires_steps: int | None = None, *, allow_and: bool = True,
+                check: Callable[[], None] | None = None) -> PromptPlan:
     """Extra-network tags come out first, then AND splitting, then the prompt-editing schedule (A1111's order).
 
     With `hires_steps`, the schedule follows A1111's hires timeline (0-1 = first pass, 1-2 = hires pass).
+    `check` (the job's Interrupt / time-budget check) runs between the AND parts.
     """
+    check = check or _no_check
+    check()
     clean, tags = extract_extra_networks(text)
     pieces = split_and_prompts(clean) if allow_and else [(clean, 1.0)]
-    parts = tuple(PlanPart(tuple(ScheduleEntry(int(end), str(text))
-                                 for end, text in prompt_schedule(piece, steps, hires_steps)), float(weight))
-                  for piece, weight in pieces)
+    parts = []
+    for piece, weight in pieces:
+        check()
+        schedule = tuple(ScheduleEntry(int(end), str(text)) for end, text in prompt_schedule(piece, steps, hires_steps))
+        parts.append(PlanPart(schedule, float(weight)))
     problem = schedule_problem(entry.text for part in parts for entry in part.schedule)
     if problem:
         raise UserInputError(f"The prompt {problem}")
-    return PromptPlan(parts, tuple(tags))
+    return PromptPlan(tuple(parts), tuple(tags))
+
+
+def _no_check() -> None:
+    """For callers outside a job (tests, the token counter): nothing can interrupt them."""
 
 
 def text_at(schedule: tuple[ScheduleEntry, ...], step: int) -> str:
@@ -91,8 +101,10 @@ class ConditioningBuilder:
     """Encodes each distinct text once per generation and assembles batched cond dicts for a step."""
 
     def __init__(self, encoder: PromptEncoder, components: LoadedComponents, clip_skip: int,
-                 width: int, height: int, image_cond: torch.Tensor | None = None) -> None:
+                 width: int, height: int, image_cond: torch.Tensor | None = None,
+                 check: Callable[[], None] | None = None) -> None:
         self._encoder = encoder
+        self._check = check  # the job's Interrupt / prompt time-budget check, asked between pieces of encoding
         self._family = components.architecture.family
         self._clip_skip = clip_skip
         self._size = (height, width)
@@ -104,7 +116,8 @@ class ConditioningBuilder:
         key = (text, negative)
         if key not in self._cache:
             with torch.no_grad():
-                encoded = self._encoder.encode([text], clip_skip=self._clip_skip, is_negative=negative)
+                encoded = self._encoder.encode([text], clip_skip=self._clip_skip, is_negative=negative,
+                                               check=self._check)
             self.embeddings_used.update(dict.fromkeys(encoded.embeddings_used))
             cond: Cond = {"context": encoded.context}
             if encoded.pooled is not None:

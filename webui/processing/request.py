@@ -20,6 +20,9 @@ INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
 
 
 # torch seeds a generator with any 64-bit value; A1111 fails beyond that, so such seeds are refused (422).
+# A1111 v1.10.1 does not wrap: get_fixed_seed (modules/processing.py) passes any int through, and
+# rng.create_generator calls torch.Generator.manual_seed(int(seed)), which raises "Overflow when unpacking long long"
+# for 2^64 and above (and below -2^63).
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 
 
@@ -126,6 +129,20 @@ class GenerationRequest(BaseModel):
     def _known_sampler(self) -> "GenerationRequest":
         # The one place a request's sampler names are resolved; processing reads `sampler` and `schedule`.
         self._resolve(self.sampler_name, self.scheduler)  # UnknownSamplerError is a ValueError
+        return self
+
+    @model_validator(mode="after")
+    def _seeds_fit_64_bits(self) -> "GenerationRequest":
+        # Image i is seeded with seed + i (+ ENSD), its variation with subseed + i: each must stay within torch's 64
+        # bits, past which A1111's create_generator fails too (see SEED_MAX).
+        more = self.batch_size * self.n_iter - 1
+        variation = self.subseed_strength > 0
+        if self.seed != -1 and self.seed + (0 if variation else more) + self.eta_noise_seed_delta > SEED_MAX:
+            raise ValueError(f"seed {self.seed} + {more} more images (+ ENSD {self.eta_noise_seed_delta}) goes past "
+                             f"{SEED_MAX} (2^64 - 1), the largest seed; use a smaller seed")
+        if variation and self.subseed != -1 and self.subseed + more > SEED_MAX:
+            raise ValueError(f"subseed {self.subseed} + {more} more images goes past {SEED_MAX} (2^64 - 1), the "
+                             f"largest seed; use a smaller variation seed")
         return self
 
     def _resolve(self, sampler_name: str, scheduler: str) -> tuple[SamplerName, ScheduleName]:

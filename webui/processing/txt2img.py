@@ -22,7 +22,7 @@ from webui.processing.request import Txt2ImgRequest
 from webui.processing.results import GenerationResult
 from webui.processing.runtime import Runtime
 from webui.processing.saving import finish_grid, store_image
-from webui.processing.vae import decode_to_pil, inpainting_conditioning
+from webui.processing.vae import decode_checked, inpainting_conditioning
 
 __all__ = ["GenerationResult", "VERSION", "txt2img"]
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = None) -> GenerationResult:
     job = job or JobState()
+    job.prompt_budget.restart()  # the budget is per generation: an X/Y/Z plot runs many on one job
     # 1. Check inputs: the request type validated fields; resolve names before any model work.
     sampler, schedule = request.sampler, request.schedule  # resolved when the request was built
     if request.enable_hr:
@@ -46,7 +47,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
     with runtime.models.use(request.checkpoint, request.vae) as model, interruptible(job, model.components):
         # 2. Parse prompts: extra networks out (applied), AND parts and prompt-editing schedules in.
         try:
-            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler)
+            plan, negative_plan, networks, ctx = prepare_prompts(request, model, runtime, sampler, job)
         except JobInterrupted:  # Interrupt while a long prompt was being encoded
             result.interrupted = True
             return result
@@ -76,7 +77,7 @@ def txt2img(request: Txt2ImgRequest, runtime: Runtime, job: JobState | None = No
                     used = {**used, **hires_used}
                     lora_hashes.append(hires_hashes)
                 # 5. Decode (a tiled VAE pass over a big hires picture stops on Interrupt too) and write.
-                images = decode_to_pil(ctx, latents)
+                images = decode_checked(ctx, latents, networks.applied, result.warnings)
             except ImageSkipped:
                 continue
             except JobInterrupted:

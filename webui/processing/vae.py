@@ -1,6 +1,8 @@
 """The VAE for a generation: latents to pictures and back on the model's device, and inpainting models' c_concat."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from PIL import Image
 from torch import Tensor
@@ -19,6 +21,28 @@ def decode(ctx: ModelContext, latents: Tensor) -> Tensor:
 def decode_to_pil(ctx: ModelContext, latents: Tensor) -> list[Image.Image]:
     """Latents → 8-bit RGB pictures."""
     return to_pil(decode(ctx, latents))
+
+
+def nonfinite_warning(stage: str, tensor: Tensor, loras: Sequence[str]) -> str | None:
+    """A1111's "A tensor with all NaNs was produced in Unet/VAE", said plainly with the likely cause, or None."""
+    if bool(torch.isfinite(tensor).all()):
+        return None
+    cause = (f"the LoRA(s) in use ({', '.join(loras)}) at this multiplier; lower it or remove them" if loras else
+             "the model or VAE overflowing in half precision; try --no-half or --no-half-vae")
+    return f"The {stage} produced NaN/Inf values, so these pictures are black or broken. Likely cause: {cause}"
+
+
+def decode_checked(ctx: ModelContext, latents: Tensor, loras: Sequence[str], warnings: list[str]) -> list[Image.Image]:
+    """decode_to_pil that adds a warning (once) when the sampled latents or the decoded pixels are not finite."""
+    problem = nonfinite_warning("UNet", latents, loras)
+    pixels = decode(ctx, latents)
+    # Pixels are clamped to [0, 1], which keeps NaN: a finite latent that the VAE blew up shows here.
+    problem = problem or nonfinite_warning("VAE", pixels, loras)
+    if problem is None:
+        return to_pil(pixels)
+    if problem not in warnings:
+        warnings.append(problem)
+    return to_pil(torch.nan_to_num(pixels, nan=0.0))  # black where NaN, as A1111 shows it, without a cast warning
 
 
 def encode(ctx: ModelContext, images: Tensor) -> Tensor:

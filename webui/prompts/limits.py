@@ -54,3 +54,9 @@ def schedule_problem(texts: Iterable[str]) -> str | None:
         return (f"changes at so many steps that its distinct texts hold {total:,} characters, above the limit of "
                 f"{MAX_SCHEDULED_CHARS:,} (MAX_SCHEDULED_CHARS); use fewer alternations [a|b] or fewer steps")
     return None
+
+# Seconds one request may spend turning its prompts into conditioning (parsing, weighing, tokenising, running the
+# text encoders), summed over its passes. The limits above keep parsing under ~1 s; this bounds what they cannot:
+# a long prompt on a slow CPU with two text encoders (SDXL). A 32 KB prompt encodes in ~1 s on the demo model and
+# in seconds on a real SD 1.5 CPU encoder; past the budget the job stops and the queue moves on.
+PROMPT_TIME_BUDGET_S = 30.0
