@@ -19,7 +19,7 @@ from scripts.demo_shapes import BACKGROUND_COLOURS, FOREGROUND_COLOURS, IMAGE_SI
 TRIGGER = "zkstripes"
 OUTPUT_NAME = "demo-stripes"
 STRIPE_COLOURS = ("yellow", "navy")
-BAND = 8  # pixels per band: two latent rows of the demo VAE (4 px each), so the bands sit on the latent grid
+BAND = 8  # pixels per band: one latent row of the demo VAE, so the bands sit on the latent grid
 
 
 def stripes(phase: int, rng: random.Random, size: int = IMAGE_SIZE) -> Image.Image:
