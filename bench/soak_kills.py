@@ -160,8 +160,10 @@ def check_files(root: Path, server: Server, acked: dict[str, int], checkpoint: s
                                          newest_style < acked.get("styles.csv", 0),
                                          entry.get("mtime", 0) < acked.get("cache.json", 0)))
     # The restarted server serves what the files hold (the hash from cache.json: the checkpoint has not changed).
-    models = {m["title"].split(" [")[0]: m["hash"] for m in requests.get(server.url + "/sdapi/v1/sd-models",
-                                                                          timeout=60).json()}
+    listed = requests.get(server.url + "/sdapi/v1/sd-models", timeout=60)
+    if listed.status_code != 200 or not isinstance(listed.json(), list):
+        raise RuntimeError(f"/sd-models after the restart answered {listed.status_code}: {listed.text[:300]}")
+    models = {m["title"].split(" [")[0]: m["hash"] for m in listed.json()}
     current = entry.get("mtime") == (root / "ckpt" / checkpoint).stat().st_mtime  # else stale: the app re-hashes
     problems["not_loaded"] += current and models.get(checkpoint) != entry["sha256"][:10]
     served = requests.get(server.url + "/sdapi/v1/options", timeout=60).json()
@@ -183,6 +185,22 @@ def _kill_while_writing(server: Server, root: Path, rng: random.Random, patience
     os.kill(server.process.pid, signal.SIGKILL)
 
 
+def _started(root: Path, flags: tuple[str, ...], patience: float = 300.0) -> Server:
+    """Start the server and wait until its API answers 200: with the WebUI, Gradio serves (404s) before the API
+    routes are attached, and `start_server` counts any answer as up."""
+    server = start_server(root, *flags, hashing=True)
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(server.url + "/sdapi/v1/sd-models", timeout=30).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    server.stop()
+    raise RuntimeError(f"the API did not come up within {patience:.0f} s:\n{server.tail()}")
+
+
 def kill_rounds(rounds: int, rng: random.Random, folder: Path, with_ui: bool = True) -> dict:
     """`rounds` kill -9s of a busy server, each followed by a restart and a check of every file it rewrites.
 
@@ -198,7 +216,7 @@ def kill_rounds(rounds: int, rng: random.Random, folder: Path, with_ui: bool = T
                               "acked_write_lost": 0, "not_loaded": 0, "writes_acked": 0}
     files_mid_write: dict[str, int] = {}
     flags = ("--api",) if with_ui else ("--api", "--nowebui")
-    server = start_server(root, *flags, hashing=True)
+    server = _started(root, flags)
     style_save = gradio_endpoint(server.url, STYLE_FIELDS) if with_ui else None
     loaded = requests.get(server.url + "/sdapi/v1/options", timeout=600).json()["sd_model_checkpoint"]
     checkpoint = root / "ckpt" / loaded.split(" [")[0]
@@ -221,7 +239,7 @@ def kill_rounds(rounds: int, rng: random.Random, folder: Path, with_ui: bool = T
                 files_mid_write[key] = files_mid_write.get(key, 0) + 1
             totals["writes_acked"] += sum(writers.acked.values()) - sum(acked.values())
             acked = dict(writers.acked)
-            server = start_server(root, *flags, hashing=True)
+            server = _started(root, flags)
             for kind, count in check_files(root, server, acked, checkpoint.name).items():
                 totals[kind] += count
             print(f"  kill round {round_no + 1}/{rounds}: {len(partials)} temp files left "
