@@ -112,6 +112,8 @@ class LoraPatcher:
                     break
                 blamed = overflowing_loras(broken, wanted, {k: self._backups[k].weight for k in broken},
                                            {k: self._modules[k].weight.dtype for k in broken})
+                if not blamed:  # nothing in the stack to blame (never seen): stop rather than merge the same again
+                    break
                 overflowed.update(blamed)
                 stack = [entry for entry in stack if entry[0].name not in blamed]
                 if strict:
