@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
-from scripts.demo_scenes import make_scenes
+from scripts.demo_scenes import VAE_MIX, make_scenes
 from scripts.train_demo_model import (
     BUCKETS,
     NATIVE_SIZE,
@@ -56,7 +56,8 @@ def install_decoder(vae: AutoencoderKL, args: argparse.Namespace) -> None:
     path = Path(args.out)
     sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     arch = architecture(sidecar)
-    pixels, _ = make_scenes(int(BUCKETS[0][2] * args.data_scale), args.seed, BUCKETS[0][0], BUCKETS[0][1])
+    pixels, _ = make_scenes(int(BUCKETS[0][2] * args.data_scale), args.seed, BUCKETS[0][0], BUCKETS[0][1],
+                            VAE_MIX)
     check = to_tensor(make_scenes(256, args.seed + 99, NATIVE_SIZE, NATIVE_SIZE)[0])
 
     def round_trip() -> float:

@@ -17,6 +17,20 @@ SIZE_RANGES: dict[str, tuple[float, float]] = {"small": (0.2, 0.32), "medium": (
 PAIR_RANGE = (0.25, 0.4)
 
 
+@dataclass(frozen=True)
+class SceneMix:
+    """How often a scene is a pair, and how often a lone small/medium shape gets a position word."""
+
+    pair_share: float = 0.25
+    position_share: float = 0.5
+
+
+# The VAE (stages 1 and 4) only needs the picture domain: it keeps the v2 mix, so its cached weights stay valid.
+VAE_MIX = SceneMix()
+# The UNet sees more pairs and positions, the prompts it found hardest.
+UNET_MIX = SceneMix(pair_share=0.4, position_share=0.8)
+
+
 class Position(str, Enum):
     """Where a lone shape sits: the phrase the caption uses for it."""
 
@@ -79,11 +93,11 @@ def pair_caption(colour: str, shape: str, other_colour: str, other_shape: str, b
     return f"a {colour} {shape} and a {other_colour} {other_shape} on a {background} background"
 
 
-def random_scene(rng: random.Random, width: int, height: int, pair_share: float = 0.25) -> Scene:
+def random_scene(rng: random.Random, width: int, height: int, mix: SceneMix = VAE_MIX) -> Scene:
     """A random scene at width x height: a lone shape (size word and position word sometimes) or a pair."""
     background = rng.choice(list(BACKGROUND_COLOURS))
     side = min(width, height)
-    if rng.random() < pair_share:
+    if rng.random() < mix.pair_share:
         first_colour, second_colour = rng.sample(list(FOREGROUND_COLOURS), 2)
         shapes = []
         for index, colour in enumerate((first_colour, second_colour)):
@@ -99,7 +113,7 @@ def random_scene(rng: random.Random, width: int, height: int, pair_share: float 
     extent = rng.uniform(*SIZE_RANGES[size_class]) * side
     margin = 2 + extent / 2
     size_word = size_class if size_class != "medium" and rng.random() < 0.8 else ""
-    position = rng.choice(list(Position)) if size_class != "large" and rng.random() < 0.5 else None
+    position = rng.choice(list(Position)) if size_class != "large" and rng.random() < mix.position_share else None
     cx_range, cy_range = (margin, width - margin), (margin, height - margin)
     if position is Position.LEFT:
         cx_range = (margin, max(margin, width * 0.3))
@@ -132,13 +146,14 @@ def render_scene(scene: Scene, rng: random.Random | None = None) -> Image.Image:
     return canvas.resize((scene.width, scene.height), Image.Resampling.BOX)
 
 
-def make_scenes(count: int, seed: int, width: int, height: int) -> tuple[np.ndarray, list[Scene]]:
-    """`count` seeded scenes as uint8 [N, H, W, 3] and their descriptions; same seed, same bytes."""
+def make_scenes(count: int, seed: int, width: int, height: int,
+                mix: SceneMix = VAE_MIX) -> tuple[np.ndarray, list[Scene]]:
+    """`count` seeded scenes as uint8 [N, H, W, 3] and their descriptions; same seed and mix, same bytes."""
     rng = random.Random(seed)
     pixels = np.empty((count, height, width, 3), dtype=np.uint8)
     scenes: list[Scene] = []
     for index in range(count):
-        scene = random_scene(rng, width, height)
+        scene = random_scene(rng, width, height, mix)
         pixels[index] = np.asarray(render_scene(scene, rng))
         scenes.append(scene)
     return pixels, scenes

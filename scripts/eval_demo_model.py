@@ -119,14 +119,18 @@ def measure(judge: Judge) -> tuple[dict[str, float], dict[str, Any]]:
             placed.append(bool(found) and found[0].colour == colour and found[0].shape == shape_word
                           and in_position(found[0], position, 64, 64))
     rates["position (colour, shape and place)"] = rate(placed)
-    pair_colours, pairs = [], []
+    pair_colours, pairs, in_order = [], [], []
     for left, right, background in pair_prompts():
         for seed in HELD_OUT_SEEDS[:2]:
-            colours_ok, all_ok = pair_matches(judge.txt2img(pair_text(left, right, background), seed), left, right)
+            image = judge.txt2img(pair_text(left, right, background), seed)
+            colours_ok, all_ok = pair_matches(image, left, right, ordered=False)
             pair_colours.append(colours_ok)
             pairs.append(all_ok)
+            in_order.append(pair_matches(image, left, right)[1])
+    # The prompt asks for two objects; which one is on the left is the training captions' convention only.
     rates["two shapes (colours and shapes)"] = rate(pairs)
     extra["two shapes, colours only"] = rate(pair_colours)
+    extra["two shapes, also first-named on the left"] = rate(in_order)
     sizes: dict[str, list[float]] = {"small": [], "large": []}
     for word, colour, shape_word, background in size_prompts():
         for seed in HELD_OUT_SEEDS[:2]:

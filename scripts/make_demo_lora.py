@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output_dir", type=Path, default=ROOT / "models" / "Lora")
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--conv_dim", type=int, default=0,
+                        help="also train the UNet's 3x3 convs (LoCon, kohya's conv_dim; conv_alpha is half of it). "
+                             "The shipped LoRA uses 0; a base without attention at its first level, where the 8-px "
+                             "bands are drawn (demo model v2), needs it: --conv_dim 8 --epochs 100")
+    parser.add_argument("--base", type=Path, default=ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors",
+                        help="the checkpoint the LoRA belongs to (default: the bundled demo model)")
     parser.add_argument("--work", type=Path, default=None, help="dataset/log folder (default: a temporary one)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="demo-lora-"))
@@ -60,10 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # the model is tiny: one thread is as fast, and far faster on a shared CPU
     started = time.time()
     code = train_main([
-        "--pretrained_model_name_or_path", str(ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"),
+        "--pretrained_model_name_or_path", str(args.base),
         "--train_data_dir", str(data), "--output_dir", str(args.output_dir), "--output_name", OUTPUT_NAME,
         "--logging_dir", str(work / "log"), "--resolution", str(IMAGE_SIZE), "--network_dim", "8",
-        "--network_alpha", "4", "--learning_rate", "1e-3", "--unet_lr", "1e-3", "--text_encoder_lr", "5e-4",
+        "--network_alpha", "4",
+        *(["--network_args", f"conv_dim={args.conv_dim}", f"conv_alpha={args.conv_dim / 2:g}"]
+          if args.conv_dim else []),
+        "--learning_rate", "1e-3", "--unet_lr", "1e-3", "--text_encoder_lr", "5e-4",
         "--optimizer_type", "AdamW", "--lr_scheduler", "cosine", "--lr_warmup_steps", "0.05",
         "--max_train_epochs", str(args.epochs), "--train_batch_size", "4", "--cache_latents", "--seed", "7",
         "--sample_prompts", str(prompts), "--sample_every_n_epochs", str(args.epochs), "--sample_sampler", "euler_a",

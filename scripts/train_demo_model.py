@@ -1,16 +1,18 @@
 """Trains the bundled demo checkpoint v2 (a tiny SD1-layout model of coloured shapes) from scratch on the CPU.
 
 Recipe (all in this file, `demo_scenes.py`, `demo_vocab.py` and `demo_decoder.py`; seed 0): stage 1 a 4x-downsampling
-VAE on 32 px crops; stage 2 latents of 64x64, 128x128, 96x128 and 128x96 scenes; stage 3 UNet + text encoder with
-EMA, cosine LR, min-SNR, extra weight on low noise (img2img), 10 % caption dropout, shortened captions, unseen-token
-distractors and colour-weight emphasis, keeping the best EMA by the selection prompts; stage 4 the VAE decoder alone
-(the encoder, so the latents, unchanged). `--only-decoder` runs stage 4 by itself on a saved stage-3 checkpoint and
-the stage-1 VAE (`--vae-cache`), with the same result as the single run.
+VAE on 32 px crops of its own scenes (`VAE_MIX`); stage 2 latents of 64x64, 128x128, 96x128 and 128x96 scenes with
+more pairs and positions (`UNET_MIX`); stage 3 UNet + text encoder with EMA, cosine LR, min-SNR, extra weight on low
+noise (img2img), 10 % caption dropout, 20 % shortened captions (a lone colour word among them, as a negative prompt
+"red" is), unseen-token distractors and colour-weight emphasis, keeping the best EMA by the selection prompts;
+stage 4 the VAE decoder alone (the encoder, so the latents, unchanged). `--only-decoder` runs stage 4 by itself on a
+saved stage-3 checkpoint and the stage-1 VAE (`--vae-cache`), with the same result as the single run.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -25,7 +27,7 @@ import transformers
 from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
 from safetensors.torch import save_file
 
-from scripts.demo_scenes import make_scenes
+from scripts.demo_scenes import UNET_MIX, VAE_MIX, make_scenes
 from scripts.demo_shapes import FOREGROUND_COLOURS, caption, eval_prompts
 from scripts.demo_vocab import DemoVocab
 from tests.demo.analyser import analyse, matches
@@ -214,20 +216,26 @@ def train(args: argparse.Namespace) -> None:
     random.seed(args.seed)
     sidecar = copy.deepcopy(SIDECAR)
     sidecar["training"] = {"script": "scripts/train_demo_model.py", "seed": args.seed, "steps": args.steps,
-                           "vae_steps": args.vae_steps, "buckets": [list(b[:2]) for b in BUCKETS]}
+                           "vae_steps": args.vae_steps, "buckets": [list(b[:2]) for b in BUCKETS],
+                           "unet_mix": dataclasses.asdict(UNET_MIX), "vae_mix": dataclasses.asdict(VAE_MIX),
+                           "partial_captions": args.partial_captions}
     arch = architecture(sidecar)
     models = build_models(arch, args.seed)
     started = time.time()
     data = []
     for index, (width, height, count, _, _) in enumerate(BUCKETS):
-        pixels, scenes = make_scenes(max(1, int(count * args.data_scale)), args.seed + index, width, height)
+        pixels, scenes = make_scenes(max(1, int(count * args.data_scale)), args.seed + index, width, height,
+                                     UNET_MIX)
         data.append((to_tensor(pixels), scenes))
     log(f"scenes: {[len(s) for _, s in data]}; {(time.time() - started):.0f} s")
     if args.vae_cache and Path(args.vae_cache).exists():
         models["vae"].load_state_dict(torch.load(args.vae_cache, weights_only=True))
         models["vae"].eval()
     else:
-        train_vae(models["vae"], data[0][0], args.vae_steps, args.vae_batch, 32, args.seed)
+        width, height, count = BUCKETS[0][:3]
+        vae_pixels, _ = make_scenes(max(1, int(count * args.data_scale)), args.seed, width, height, VAE_MIX)
+        train_vae(models["vae"], to_tensor(vae_pixels), args.vae_steps, args.vae_batch, 32, args.seed)
+        del vae_pixels
         if args.vae_cache:
             torch.save(models["vae"].state_dict(), args.vae_cache)
     vae = models["vae"]
@@ -333,7 +341,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vae-steps", type=int, default=2400)
     parser.add_argument("--vae-batch", type=int, default=24)
     parser.add_argument("--vae-cache", default="", help="reuse/store the trained VAE here (speeds up trials)")
-    parser.add_argument("--steps", type=int, default=9000)
+    parser.add_argument("--steps", type=int, default=12000)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--text-lr-mult", type=float, default=2.0)
     parser.add_argument("--warmup", type=int, default=200)
@@ -342,7 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--low-noise-share", type=float, default=0.2, help="share of samples with t < 250")
     parser.add_argument("--offset-noise", type=float, default=0.05)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
-    parser.add_argument("--partial-captions", type=float, default=0.1, help="share of shortened captions")
+    parser.add_argument("--partial-captions", type=float, default=0.2, help="share of shortened captions")
     parser.add_argument("--distractors", type=float, default=0.25, help="share of captions with unseen tokens")
     parser.add_argument("--emphasis-aug", type=float, default=0.3, help="share of captions with a weighted colour")
     parser.add_argument("--eval-every", type=int, default=750)

@@ -72,12 +72,14 @@ def in_position(blob: Blob, position: Position, width: int, height: int) -> bool
     return blob.cy > 0.6 * height
 
 
-def pair_matches(image: Image.Image, left: tuple[str, str], right: tuple[str, str]) -> tuple[bool, bool]:
-    """(colours right, colours and shapes right) for "a {left} and a {right}": the two largest shapes, ordered
-    left to right, must be the asked (colour, shape) pairs."""
+def pair_matches(image: Image.Image, left: tuple[str, str], right: tuple[str, str],
+                 ordered: bool = True) -> tuple[bool, bool]:
+    """(colours right, colours and shapes right) for "a {left} and a {right}": the two largest shapes must be the
+    asked (colour, shape) pairs, left to right when `ordered`, in either order otherwise."""
     found = blobs(image)[:2]
     if len(found) < 2:
         return False, False
-    first, second = sorted(found, key=lambda b: b.cx)
-    colours = (first.colour, second.colour) == (left[0], right[0])
-    return colours, colours and (first.shape, second.shape) == (left[1], right[1])
+    drawn = [(blob.colour, blob.shape) for blob in sorted(found, key=lambda b: b.cx)]
+    orders = [drawn] if ordered else [drawn, drawn[::-1]]
+    colours = any((first[0], second[0]) == (left[0], right[0]) for first, second in orders)
+    return colours, any((first, second) == (left, right) for first, second in orders)

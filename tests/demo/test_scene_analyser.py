@@ -4,7 +4,7 @@ import random
 from PIL import Image
 
 from scripts.demo_eval_sets import pair_prompts, position_prompts, single_triples
-from scripts.demo_scenes import Position, Scene, Shape, make_scenes, random_scene, render_scene
+from scripts.demo_scenes import Position, Scene, SceneMix, Shape, make_scenes, random_scene, render_scene
 from scripts.demo_shapes import BACKGROUND_COLOURS, eval_prompts
 from tests.demo.scene_analyser import blobs, in_position, pair_matches
 
@@ -13,7 +13,7 @@ def test_drawn_positions_are_read_back():
     rng = random.Random(3)
     checked = 0
     while checked < 60:
-        scene = random_scene(rng, 64, 64, pair_share=0.0)
+        scene = random_scene(rng, 64, 64, SceneMix(pair_share=0.0))
         if scene.position is None:
             continue
         found = blobs(render_scene(scene, rng))
@@ -41,6 +41,10 @@ def test_a_wrong_place_or_a_missing_shape_is_reported():
     assert blobs(empty) == [] and pair_matches(empty, ("red", "circle"), ("blue", "square")) == (False, False)
     swapped = Scene((Shape("square", "blue", 16, 14, 30), Shape("circle", "red", 16, 48, 30)), "white", 64, 64)
     assert pair_matches(render_scene(swapped), ("red", "circle"), ("blue", "square")) == (False, False)
+    # Either order: both shapes are there, so the two-object prompt is met; a wrong shape still fails it.
+    assert pair_matches(render_scene(swapped), ("red", "circle"), ("blue", "square"), ordered=False) == (True, True)
+    assert pair_matches(render_scene(swapped), ("red", "square"), ("blue", "square"), ordered=False) == (True, False)
+    assert pair_matches(render_scene(swapped), ("red", "circle"), ("green", "square"), ordered=False) == (False, False)
 
 
 def test_captions_say_what_is_drawn():

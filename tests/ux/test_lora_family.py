@@ -1,6 +1,8 @@
 """One family decision for LoRA cards and the patcher: SD1 LoRAs in LDM block names apply to an SD1 model."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 from safetensors.torch import save_file
@@ -25,7 +27,8 @@ def test_sd1_lora_with_ldm_block_names_gets_one_family_on_card_and_at_generate(r
     names = runtime.models.load().lora_names()
     tensors = kohya_lora(names, lora_targets(names, (torch.nn.Linear, torch.nn.Conv2d)), rank=4, alpha=4.0,
                          seed=7, sgm=True)
-    assert any(key.startswith("lora_unet_input_blocks_1_1_proj_in") for key in tensors)
+    # LDM block names (input_blocks_N_1_proj_in ...), whichever level holds the demo model's first attention.
+    assert any(re.match(r"lora_unet_input_blocks_\d+_1_proj_in\.", key) for key in tensors)
     folder = runtime.loras.roots[0]
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v * 5 for k, v in tensors.items()}, str(folder / "ldm_style.safetensors"),
