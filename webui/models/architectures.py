@@ -32,6 +32,10 @@ _UNET_SIGNATURES: dict[tuple[int | None, int | None], str] = {
 }
 
 
+# The side an SD1/SD2 model is trained at: the default when a checkpoint does not say its own.
+FALLBACK_NATIVE_SIZE = 512
+
+
 class UnsupportedModelError(ModelFileError):
     """A checkpoint (or sidecar) whose architecture we cannot identify or do not support."""
 
@@ -104,7 +108,7 @@ class Architecture:
         """The side in pixels the model was trained at: the VAE config's `sample_size` (diffusers' convention;
         512 for SD1/SD2, 768 for SD2-v, 1024 for SDXL, 64 for the bundled demo)."""
         size = self.vae.get("sample_size")
-        return int(size) if isinstance(size, int) and size >= 8 else 512
+        return int(size) if isinstance(size, int) and size >= 8 else FALLBACK_NATIVE_SIZE
 
     def text_encoder(self, slot: str) -> TextEncoderSpec | None:
         """The encoder in `slot` ("text_encoder" / "text_encoder_2"), or None when the family has none there."""

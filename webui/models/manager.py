@@ -11,6 +11,7 @@ from typing import Iterator
 import torch
 
 from webui.errors import ModelFileError, UserInputError
+from webui.models.architectures import FALLBACK_NATIVE_SIZE
 from webui.models.device import DeviceConfig
 from webui.models.loader import LoadedComponents, load_components, resolve_architecture
 from webui.models.registry import BUNDLED_DEMO_STEM, CheckpointInfo, CheckpointRegistry, VaeInfo
@@ -95,7 +96,7 @@ class ModelManager:
 
     def native_size(self, checkpoint: str | None = None) -> int:
         """The training side (px) of the checkpoint a job would use, read from the loaded model or the file's
-        sidecar/header without loading it; 512 when there is no checkpoint or it cannot be read."""
+        sidecar/header without loading it; FALLBACK_NATIVE_SIZE when there is no checkpoint or it cannot be read."""
         try:
             info = self._pick_checkpoint(checkpoint)
             current = self._loaded
@@ -103,8 +104,8 @@ class ModelManager:
                 return current.architecture.native_size
             return resolve_architecture(info.path).native_size
         except (UserInputError, ModelFileError, OSError) as error:
-            log.debug("native size unknown (%s); using 512", error)
-            return 512
+            log.debug("native size unknown (%s); using %d", error, FALLBACK_NATIVE_SIZE)
+            return FALLBACK_NATIVE_SIZE
 
     def is_bundled_demo(self, checkpoint: str | None = None) -> bool:
         """Whether a job would run on the bundled demo checkpoint (the user has none of their own, or chose it)."""

@@ -134,8 +134,9 @@ class SamplingPass:
 
 
 def initial_noise(request: GenerationRequest, shape: Sequence[int], seeds: list[int], subseeds: list[int],
-                  device: DeviceConfig, latent_scale: int = 8) -> tuple[Tensor, list[torch.Generator]]:
-    """Each image's noise from its own CPU generator (seed, variation, seed resize, ENSD as the request says)."""
+                  device: DeviceConfig, latent_scale: int) -> tuple[Tensor, list[torch.Generator]]:
+    """Each image's noise from its own CPU generator (seed, variation, seed resize, ENSD as the request says);
+    `latent_scale` is the VAE's pixels per latent cell (the loaded model's, never assumed)."""
     resize = (request.seed_resize_from_w, request.seed_resize_from_h) \
         if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0 else None
     noise, generators = image_noise(shape, seeds, subseeds, request.subseed_strength, resize,
