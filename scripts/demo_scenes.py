@@ -19,16 +19,19 @@ PAIR_RANGE = (0.25, 0.4)
 
 @dataclass(frozen=True)
 class SceneMix:
-    """How often a scene is a pair, and how often a lone small/medium shape gets a position word."""
+    """How often a scene is a pair, how often a lone small/medium shape gets a position word, and how often a lone
+    small/large shape gets its size word (captions only: the share changes no pixel)."""
 
     pair_share: float = 0.25
     position_share: float = 0.5
+    size_word_share: float = 0.8
 
 
 # The VAE (stages 1 and 4) only needs the picture domain: it keeps the v2 mix, so its cached weights stay valid.
 VAE_MIX = SceneMix()
-# The UNet sees more pairs and positions, the prompts it found hardest.
-UNET_MIX = SceneMix(pair_share=0.4, position_share=0.8)
+# The UNet sees more pairs and positions, the prompts it found hardest, and more small/large shapes without a size
+# word: those carry the colour-weight emphasis (see train_demo_model.build_buckets).
+UNET_MIX = SceneMix(pair_share=0.4, position_share=0.8, size_word_share=0.6)
 
 
 class Position(str, Enum):
@@ -72,13 +75,20 @@ class Scene:
 
     @property
     def partial_captions(self) -> list[str]:
-        """Shorter captions of the same picture, so a prompt of a few words (or a negative "red") is familiar."""
+        """Shorter captions of the same picture, so a prompt of a few words (or a negative "red") is familiar.
+
+        A colour word alone describes only a large lone shape: "red" then means "much red", more than a full caption
+        without a size word asks for, so a negative "red" takes red away (as users expect) instead of adding some.
+        Other pictures get a colourless caption in its place.
+        """
         if len(self.shapes) == 2:
             first, second = self.shapes
             return [f"a {first.colour} {first.shape} and a {second.colour} {second.shape}",
-                    f"a {first.colour} {first.shape}", first.colour]
+                    f"a {first.colour} {first.shape}", f"a {first.shape} and a {second.shape}"]
         only = self.shapes[0]
-        return [f"a {only.colour} {only.shape}", f"a {only.shape} on a {self.background} background", only.colour]
+        alone = only.colour if only.extent >= SIZE_RANGES["large"][0] * min(self.width, self.height) \
+            else f"a {only.shape}"
+        return [f"a {only.colour} {only.shape}", f"a {only.shape} on a {self.background} background", alone]
 
 
 def single_caption(colour: str, shape: str, background: str, size_word: str = "",
@@ -112,7 +122,7 @@ def random_scene(rng: random.Random, width: int, height: int, mix: SceneMix = VA
     size_class = rng.choices(list(SIZE_RANGES), weights=(0.3, 0.4, 0.3))[0]
     extent = rng.uniform(*SIZE_RANGES[size_class]) * side
     margin = 2 + extent / 2
-    size_word = size_class if size_class != "medium" and rng.random() < 0.8 else ""
+    size_word = size_class if size_class != "medium" and rng.random() < mix.size_word_share else ""
     position = rng.choice(list(Position)) if size_class != "large" and rng.random() < mix.position_share else None
     cx_range, cy_range = (margin, width - margin), (margin, height - margin)
     if position is Position.LEFT:

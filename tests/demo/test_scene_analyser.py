@@ -59,3 +59,22 @@ def test_held_out_prompts_never_overlap_the_selection_prompts():
     assert not selection & set(single_triples()) and len(set(single_triples())) == 24
     assert all(left[0] != right[0] for left, right, _ in pair_prompts())
     assert {p[3] for p in position_prompts()} == set(Position)
+
+
+def test_a_colour_word_alone_captions_only_a_large_lone_shape():
+    # A negative "red" must take red away: the word alone has to mean more red than a full caption asks for.
+    large = Scene((Shape("circle", "red", 44, 32, 32),), "white", 64, 64, "large")
+    medium = Scene((Shape("circle", "red", 28, 32, 32),), "white", 64, 64)
+    pair = Scene((Shape("circle", "red", 16, 14, 30), Shape("square", "blue", 16, 48, 30)), "white", 64, 64)
+    assert "red" in large.partial_captions
+    assert "red" not in medium.partial_captions and "a circle" in medium.partial_captions
+    assert "red" not in pair.partial_captions and "a circle and a square" in pair.partial_captions
+    assert all(len(s.partial_captions) == 3 for s in (large, medium, pair))
+
+
+def test_the_size_word_share_changes_captions_and_no_pixel():
+    few, few_scenes = make_scenes(200, seed=4, width=64, height=64, mix=SceneMix(size_word_share=0.2))
+    many, many_scenes = make_scenes(200, seed=4, width=64, height=64, mix=SceneMix(size_word_share=1.0))
+    assert (few == many).all()
+    worded = [sum(bool(s.size_word) for s in scenes) for scenes in (few_scenes, many_scenes)]
+    assert worded[0] < worded[1] / 2

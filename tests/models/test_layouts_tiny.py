@@ -18,6 +18,8 @@ from webui.models.architectures import (
     detect_architecture,
 )
 from webui.models.ldm_convert import diffusers_to_ldm, ldm_to_diffusers, vae_ldm_to_diffusers
+from webui.processing.model_calls import alphas_cumprod
+from webui.sampling.schedules import DiscreteSchedule
 
 
 def _assert_identical(got, want):
@@ -156,3 +158,18 @@ def test_tiny_unets_run_with_their_family_conditioning(name, time_ids):
     with torch.no_grad():
         out = models["unet"](sample, 10, encoder_hidden_states=torch.zeros(1, 77, context), **kwargs).sample
     assert out.shape == (1, 4, 8, 8)
+
+
+def test_a_sidecar_noise_schedule_reaches_the_sampler(tmp_path):
+    # A checkpoint trained on another schedule (demo run 3: `--beta-end 0.025`) states it in its sidecar: sampling
+    # must start from that schedule's noise.
+    path = build_tiny_checkpoint("sd1", tmp_path / "steep.safetensors")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    plain = DiscreteSchedule(alphas_cumprod(architecture_from_sidecar(path).scheduler_config()))
+    path.with_suffix(".json").write_text(json.dumps({**sidecar, "scheduler": {"beta_end": 0.025}}))
+    arch = architecture_from_sidecar(path)
+    steep = DiscreteSchedule(alphas_cumprod(arch.scheduler_config()))
+    assert arch.scheduler_config()["beta_end"] == 0.025 and arch.scheduler_config()["beta_start"] == 0.00085
+    assert plain.sigma_max == pytest.approx(14.6, abs=0.1)
+    assert steep.sigma_max == pytest.approx(166.8, abs=0.5)
+    assert steep.sigma_min == pytest.approx(plain.sigma_min, rel=1e-3)
