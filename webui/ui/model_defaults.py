@@ -29,12 +29,17 @@ def wire_model_defaults(demo: gr.Blocks, runtime: Runtime, checkpoint: gr.Dropdo
     sizes = [component for p in params for component in (p.width, p.height)]
     last_default = gr.State(None)
 
+    def notice_update(chosen: str | None) -> dict[str, Any]:
+        # An update dict, not gr.HTML(...): a component built in a handler thread joins whatever Blocks another
+        # thread is building at that moment (gradio's global Context.root_block), half-initialised.
+        return gr.update(visible=runtime.models.is_bundled_demo(chosen or None))
+
     def defaults(chosen: str | None):
         s = runtime.settings.current
         width, height = runtime.default_size(chosen or None)
         values = [s.default_sampler_name, s.default_scheduler, s.default_steps, width, height,
                   s.default_cfg_scale] * len(tabs)
-        return [*values, [width, height], gr.HTML(visible=runtime.models.is_bundled_demo(chosen or None))]
+        return [*values, [width, height], notice_update(chosen)]
 
     # The page marks itself once the defaults are in, so a script (or a browser test) can wait for that state.
     demo.load(defaults, [checkpoint], [*outputs, last_default, notice], show_progress="hidden",
@@ -47,7 +52,7 @@ def wire_model_defaults(demo: gr.Blocks, runtime: Runtime, checkpoint: gr.Dropdo
         for index in range(0, len(current), 2):
             untouched = previous is not None and [int(current[index]), int(current[index + 1])] == list(previous)
             updates += [width, height] if untouched else [gr.skip(), gr.skip()]
-        return [*updates, [width, height], gr.HTML(visible=runtime.models.is_bundled_demo(chosen or None))]
+        return [*updates, [width, height], notice_update(chosen)]
 
     checkpoint.change(on_checkpoint, [checkpoint, last_default, *sizes], [*sizes, last_default, notice],
                       show_progress="hidden", concurrency_limit=None)
