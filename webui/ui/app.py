@@ -119,8 +119,8 @@ def _wire_top_bar(runtime: Runtime, top: TopBar, refresh: gr.Button) -> None:
     def on_refresh(current):
         runtime.registry.refresh()
         names = checkpoint_choices(runtime)
-        return (gr.Dropdown(choices=names, value=current if current in names else (names[0] if names else None)),
-                gr.Dropdown(choices=vae_choices(runtime)))
+        return (gr.update(choices=names, value=current if current in names else (names[0] if names else None)),
+                gr.update(choices=vae_choices(runtime)))
 
     refresh.click(on_refresh, [top.checkpoint], [top.checkpoint, top.vae], api_name="refresh_checkpoints",
                   concurrency_limit=None)
@@ -144,7 +144,7 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
     def to_txt2img(infotext):
         if not infotext.strip():
             raise shown_error(ui_text("This image carries no generation parameters"))
-        return [*pasted_values(infotext, txt_targets, "txt2img"), gr.Tabs(selected="txt2img")]
+        return [*pasted_values(infotext, txt_targets, "txt2img"), gr.update(selected="txt2img")]
 
     png_to_txt2img.click(to_txt2img, [png_infotext], [*txt_targets.values(), tabs], concurrency_limit=None)
     for tab in [txt] + ([img] if img is not None else []):  # a chosen X/Y/Z cell's settings back to txt2img
@@ -164,7 +164,7 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
                     else gr.skip()
                 sub_tab = "img2img" if kind == "img2img" else "inpaint"
                 return [init, editor, "img2img" if kind == "img2img" else "Inpaint", *values,
-                        gr.Tabs(selected="img2img"), gr.Tabs(selected=sub_tab)]
+                        gr.update(selected="img2img"), gr.update(selected=sub_tab)]
             return handler
 
         outputs = [img.init_image, img.inpaint, mode, *img_targets.values(), tabs, img.mode_tabs]
@@ -181,14 +181,14 @@ def _wire_send_to(top: TopBar, tabs: gr.Tabs, txt, img, extras_image, png_image,
             with Image.open(path) as opened:
                 picture = opened.convert("RGB")
             values = pasted_values(infotext, img_targets, "img2img")
-            return [picture, "img2img", *values, gr.Tabs(selected="img2img"), gr.Tabs(selected="img2img")]
+            return [picture, "img2img", *values, gr.update(selected="img2img"), gr.update(selected="img2img")]
 
         png_to_img2img.click(png_send, [png_image, png_infotext],
                              [img.init_image, mode, *img_targets.values(), tabs, img.mode_tabs],
                              concurrency_limit=None)
     if extras_image is not None:
         for output in [txt.output] + ([img.output] if img is not None else []):
-            output.to_extras.click(lambda images, index: (selected_image(images, index), gr.Tabs(selected="extras")),
+            output.to_extras.click(lambda images, index: (selected_image(images, index), gr.update(selected="extras")),
                                    [output.gallery, output.selected], [extras_image, tabs], concurrency_limit=None)
 
 

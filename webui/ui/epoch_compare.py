@@ -60,7 +60,7 @@ def plan_comparison(runtime: Runtime, output_names: Sequence[str | None], trigge
 
 def comparison_updates(plan: EpochComparison) -> list[Any]:
     """Values for [tabs, prompt, script choice, X dropdown, X values, X type, Y values, Y type, Z type]."""
-    return [gr.Tabs(selected="txt2img"), plan.prompt, XYZ, gr.Dropdown(choices=plan.choices, value=plan.files,
+    return [gr.update(selected="txt2img"), plan.prompt, XYZ, gr.update(choices=plan.choices, value=plan.files,
                                                                        multiselect=True),
             join_values(plan.files), X_AXIS, WEIGHTS, Y_AXIS, Z_AXIS]
 

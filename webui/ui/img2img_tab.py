@@ -161,7 +161,7 @@ def build_img2img(runtime: Runtime, top: TopBar, style_store: StyleStore, jobs: 
                           (tab_up, "Inpaint upload"), (tab_batch, "Batch")):
         sub_tab.select(lambda name=name: name, None, [mode], show_progress="hidden", concurrency_limit=None)
     # The mask settings only mean something on the inpaint sub-tabs (also when "Send to inpaint" switches there).
-    mode.change(lambda name: gr.Accordion(visible=name in ("Inpaint", "Inpaint upload", "Batch")), [mode],
+    mode.change(lambda name: gr.update(visible=name in ("Inpaint", "Inpaint upload", "Batch")), [mode],
                 [inpaint_controls], show_progress="hidden", concurrency_limit=None)
     card_actions("img2img", runtime, thumbnails, tabs, output.gallery, output.selected, top.checkpoint)
     wire_size_controls(sizes, mode, [init_image, sketch, inpaint, extra["upload_image"]], params.width, params.height)

@@ -83,7 +83,7 @@ def lora_metadata_dialog(prefix: str, runtime: Runtime, rerender: Callable[[], l
             info = runtime.loras.info(name)
         except LoraNotFoundError as error:
             raise ui_error(error) from None
-        return [gr.Group(visible=True), *_form_values(info)]
+        return [gr.update(visible=True), *_form_values(info)]
 
     def on_save(name, new_description, new_activation, new_weight, new_notes, new_version):
         try:
@@ -96,9 +96,9 @@ def lora_metadata_dialog(prefix: str, runtime: Runtime, rerender: Callable[[], l
         except (LoraNotFoundError, UserInputError, OSError) as error:
             raise shown_error(ui_text("Could not save the metadata: {error}", error=ui_message(str(error)))) from None
         show_info(ui_text("Saved {file}", file=sidecar.name))
-        return [gr.Group(visible=False), *rerender()]
+        return [gr.update(visible=False), *rerender()]
 
     open_button.click(on_open, [opener], [dialog, *fields], **quick)
     save.click(on_save, [title, description, activation, weight, notes, version], [dialog, *render_outputs],
                **quick)
-    close.click(lambda: gr.Group(visible=False), None, [dialog], **quick)
+    close.click(lambda: gr.update(visible=False), None, [dialog], **quick)

@@ -127,7 +127,7 @@ def build_merger(runtime: Runtime, top_checkpoint: gr.Dropdown) -> None:
     def refreshed(*current):
         runtime.registry.refresh()
         choices = [info.name for info in runtime.registry.checkpoints()]
-        return [gr.Dropdown(choices=choices, value=value if value in choices else None) for value in current]
+        return [gr.update(choices=choices, value=value if value in choices else None) for value in current]
 
     def on_merge(a, b, c, name, m, interp, half, metadata, config, vae_name, discard_text, *current,
                  progress=gr.Progress()):  # noqa: B008 - Gradio finds progress by this default

@@ -85,7 +85,7 @@ def _renderer(tab: NetworkTab, prefix: str, runtime: Runtime, thumbnails: Thumbn
         folder = folder if folder in folders else ALL_FOLDERS
         html = render_cards(filter_cards(cards, search or "", folder), prefix, thumbnails,
                             ui_message(EMPTY_TEXT[tab.kind]))
-        return html, gr.Dropdown(choices=translated_choices(folders, (ALL_FOLDERS,)), value=folder)
+        return html, gr.update(choices=translated_choices(folders, (ALL_FOLDERS,)), value=folder)
     return render
 
 

@@ -123,7 +123,7 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
         except UserInputError as error:
             raise ui_error(error) from None
         show_info(ui_text("Saved style {name!r}", name=name.strip()))
-        return gr.Dropdown(choices=style_store.names(), value=chosen)
+        return gr.update(choices=style_store.names(), value=chosen)
 
     def on_delete(name, chosen):
         try:
@@ -131,11 +131,11 @@ def prompt_area(prefix: str, style_store: StyleStore) -> PromptArea:
         except UserInputError as error:
             raise ui_error(error) from None
         names = style_store.names()
-        return gr.Dropdown(choices=names, value=[c for c in (chosen or []) if c in names])
+        return gr.update(choices=names, value=[c for c in (chosen or []) if c in names])
 
     save_style.click(on_save, [style_name, prompt, negative, styles], [styles], concurrency_limit=None)
     delete_style.click(on_delete, [style_name, styles], [styles], concurrency_limit=None)
-    styles.focus(lambda chosen: gr.Dropdown(choices=style_store.names(), value=chosen), [styles], [styles],
+    styles.focus(lambda chosen: gr.update(choices=style_store.names(), value=chosen), [styles], [styles],
                  show_progress="hidden", concurrency_limit=None)
     return PromptArea(prompt, negative, generate, interrupt, skip, styles, progress)
 
@@ -183,7 +183,7 @@ def sampling_params(prefix: str, settings: Settings, size: tuple[int, int]) -> S
     sampler.change(on_sampler_typed, [sampler], [sampler, scheduler], **quick)
     swap.click(lambda w, h: (h, w), [width, height], [width, height], **quick)
     dice.click(lambda: -1, None, [seed], **quick)
-    extra.change(lambda on: gr.Row(visible=on), [extra], [extra_row], **quick)
+    extra.change(lambda on: gr.update(visible=on), [extra], [extra_row], **quick)
     ratio = gr.State(1.0)
     lock.change(lambda on, w, h: (w / h) if on and h else 1.0, [lock, width, height], [ratio], **quick)
     # gr.skip() when unlocked: echoing the other side's value back would race with the user typing into it.

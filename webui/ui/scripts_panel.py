@@ -87,20 +87,20 @@ def _wire_axis(row: AxisRow, csv_mode: gr.Checkbox, context: ScriptContext) -> N
     def on_type(name: str, csv: bool):
         choices = choices_of(name)
         listed = choices is not None and not csv
-        return (gr.Textbox(visible=not listed), gr.Dropdown(choices=choices or [], visible=listed),
-                gr.Button(visible=choices is not None))
+        return (gr.update(visible=not listed), gr.update(choices=choices or [], visible=listed),
+                gr.update(visible=choices is not None))
 
     def on_fill(name: str, csv: bool):
         choices = choices_of(name) or []
         if csv:
             return join_values(choices), gr.skip()
-        return gr.skip(), gr.Dropdown(choices=choices, value=choices)
+        return gr.skip(), gr.update(choices=choices, value=choices)
 
     row.kind.change(on_type, [row.kind, csv_mode], [row.text, row.picked, row.fill], show_progress="hidden",
                     concurrency_limit=None)
     # Only a type the user picks drops the old picks: a handler that sets a type sets its picks with it, and this
     # page runs the change event above before it has taken those picks in.
-    row.kind.input(lambda: gr.Dropdown(value=[]), None, [row.picked], show_progress="hidden", concurrency_limit=None)
+    row.kind.input(lambda: gr.update(value=[]), None, [row.picked], show_progress="hidden", concurrency_limit=None)
     row.fill.click(on_fill, [row.kind, csv_mode], [row.text, row.picked], show_progress="hidden",
                    concurrency_limit=None)
 
@@ -133,7 +133,7 @@ def scripts_panel(prefix: str, mode: str, runtime: Runtime, styles: StyleStore) 
     to_txt2img = gr.Button(t("Send to txt2img"), visible=False, size="sm", elem_id=f"{prefix}_script_send_to_txt2img")
 
     def on_choice(title: str):
-        return [gr.Group(visible=title == script.title) for script in SCRIPTS] + [gr.Button(visible=title != NONE)]
+        return [gr.update(visible=title == script.title) for script in SCRIPTS] + [gr.update(visible=title != NONE)]
 
     choice.change(on_choice, [choice], [*groups, to_txt2img], show_progress="hidden", concurrency_limit=None)
     return ScriptsPanel(choice, args, to_txt2img)

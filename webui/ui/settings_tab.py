@@ -34,7 +34,7 @@ def build_settings(store: SettingsStore) -> dict[str, gr.components.Component]:
             save_to_dirs = gr.Checkbox(current.save_to_dirs, label=t("Save images to a subdirectory"))
             fields["save_to_dirs"] = save_to_dirs
             save_to_dirs.change(
-                lambda on: gr.Textbox(placeholder=default_filename_pattern(on)), [save_to_dirs],
+                lambda on: gr.update(placeholder=default_filename_pattern(on)), [save_to_dirs],
                 [fields["samples_filename_pattern"]], show_progress="hidden", concurrency_limit=None)
             fields["samples_format"] = gr.Dropdown(["png", "jpg", "webp"], value=current.samples_format,
                                                    label=t("File format for images"))

@@ -185,7 +185,7 @@ def build_train(runtime: Runtime) -> TrainControls:
             save_preset(data_dir, name, dict(zip((spec[0] for spec in FIELDS), values, strict=True)))
         except UserInputError as error:
             raise ui_error(error) from None
-        return gr.Dropdown(choices=_preset_choices(data_dir), value=name)
+        return gr.update(choices=_preset_choices(data_dir), value=name)
 
     def refresh():
         state = service.status()

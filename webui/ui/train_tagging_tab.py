@@ -222,8 +222,8 @@ def build_tagging_tab(runtime: Runtime, interrogator: Interrogator) -> None:
 
     def on_refresh():
         names = model_choices(interrogator)
-        return (gr.Dropdown(choices=names, value=names[0] if names else None), _hint_text(interrogator),
-                gr.Textbox(visible=not names))
+        return (gr.update(choices=names, value=names[0] if names else None), _hint_text(interrogator),
+                gr.update(visible=not names))
 
     def on_pick(folder_value: str, paths: list[str], event: gr.SelectData):
         index = event.index if isinstance(event.index, int) else -1
