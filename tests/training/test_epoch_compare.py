@@ -64,11 +64,11 @@ def test_the_button_fills_txt2img_xyz_with_epochs_by_weights(app):
                                                                     "txt2img_prompt"]
     updates = dict(zip((component.elem_id for component in handler.outputs),
                        handler.fn(RUN, "sks", "a photo of a dog"), strict=True))
-    assert updates["tabs"].selected == "txt2img"
+    assert updates["tabs"]["selected"] == "txt2img"
     assert updates["txt2img_script"] == "X/Y/Z plot"
     assert updates["txt2img_prompt"] == "sks, a photo of a dog, <lora:pet:1>"
     assert updates["txt2img_xyz_X_type"] == "LoRA file"
-    assert updates["txt2img_xyz_X_values_dropdown"].value == EXPECTED
+    assert updates["txt2img_xyz_X_values_dropdown"]["value"] == EXPECTED
     assert updates["txt2img_xyz_Y_type"] == "LoRA weight"
     assert updates["txt2img_xyz_Y_values"] == "0.4, 0.6, 0.8, 1.0"
     assert updates["txt2img_xyz_Z_type"] == "Nothing"
@@ -78,7 +78,7 @@ def test_the_button_fills_txt2img_xyz_with_epochs_by_weights(app):
     for csv_mode in (False, True):
         args = XyzArgs(csv_mode=csv_mode)
         x = read_axis(context, "X", updates["txt2img_xyz_X_type"], updates["txt2img_xyz_X_values"],
-                      updates["txt2img_xyz_X_values_dropdown"].value, args)
+                      updates["txt2img_xyz_X_values_dropdown"]["value"], args)
         assert x.values == EXPECTED
     y = read_axis(context, "Y", updates["txt2img_xyz_Y_type"], updates["txt2img_xyz_Y_values"], None, XyzArgs())
     assert y.values == [0.4, 0.6, 0.8, 1.0]
