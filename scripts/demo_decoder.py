@@ -10,11 +10,9 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
+from scripts.demo_recipe import BUCKETS, NATIVE_SIZE, architecture
 from scripts.demo_scenes import VAE_MIX, make_scenes
 from scripts.train_demo_model import (
-    BUCKETS,
-    NATIVE_SIZE,
-    architecture,
     encode_latents,
     log,
     psnr,

@@ -8,9 +8,8 @@ tied to the shape's size, keeping the best EMA by the selection prompts; stage 4
 so the latents, unchanged). `--only-decoder` runs stage 4 by itself on a saved stage-3 checkpoint and the stage-1 VAE
 (`--vae-cache`), with the same result as the single run.
 
-`--beta-end` trains on another noise schedule and writes it into the sidecar (the app samples with it). SD's 0.012
-keeps 7 % of the picture at the last step of a 16x16 latent; run 3 tried 0.025 (0.6 %) to stop the starting noise
-from placing the shape, and the place still ignored the words (BENCHMARKS.md, "Demo model v2, run 3").
+`--prediction-type v_prediction` and `--unet-levels 4` were tried for position words (runs 4-6) and did not make
+the words place the shape; `--beta-end` trains on another noise schedule (run 3). BENCHMARKS.md, "Demo model v2".
 """
 from __future__ import annotations
 
@@ -31,47 +30,23 @@ import transformers
 from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
 from safetensors.torch import save_file
 
+from scripts.demo_recipe import BUCKETS, NATIVE_SIZE, SIDECAR, UNET_LEVELS, architecture
 from scripts.demo_scenes import UNET_MIX, VAE_MIX, make_scenes
 from scripts.demo_shapes import FOREGROUND_COLOURS, caption, eval_prompts
 from scripts.demo_vocab import DemoVocab
 from tests.demo.analyser import analyse, matches
 from webui.conditioning.encoder import apply_emphasis
-from webui.models.architectures import Architecture, architecture_from_spec, load_architecture, merge_spec
+from webui.models.architectures import Architecture, load_architecture
 from webui.models.ldm_convert import diffusers_to_ldm
 from webui.processing.model_calls import alphas_cumprod as schedule_alphas_cumprod
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
-TEXT_WIDTH = 128
-NATIVE_SIZE = 64
 SD_BETA_END = float(load_architecture("sd1").scheduler_config()["beta_end"])  # another value goes into the sidecar
-# (width, height, images, batch, share of steps): equal pixels per batch, so every step costs about the same.
-BUCKETS: tuple[tuple[int, int, int, int, float], ...] = (
-    (64, 64, 14000, 32, 0.6), (128, 128, 4000, 8, 0.24), (96, 128, 1600, 10, 0.08), (128, 96, 1600, 10, 0.08))
-SIDECAR: dict[str, Any] = {
-    "base": "sd1",
-    "name": "demo-shapes",
-    "unet": {"block_out_channels": [32, 64, 128], "layers_per_block": 1, "attention_head_dim": 4,
-             "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-             "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-             "cross_attention_dim": TEXT_WIDTH, "norm_num_groups": 8, "sample_size": NATIVE_SIZE // 4},
-    "vae": {"block_out_channels": [32, 64, 64], "down_block_types": ["DownEncoderBlock2D"] * 3,
-            "up_block_types": ["UpDecoderBlock2D"] * 3, "layers_per_block": 1, "norm_num_groups": 8,
-            "sample_size": NATIVE_SIZE, "scaling_factor": 1.0},
-    "text_encoders": [{"slot": "text_encoder", "config": {
-        "hidden_size": TEXT_WIDTH, "intermediate_size": 4 * TEXT_WIDTH, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "projection_dim": TEXT_WIDTH, "vocab_size": 49408,
-        "max_position_embeddings": 77}}],
-}
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def architecture(sidecar: dict[str, Any]) -> Architecture:
-    """The Architecture our loader will build from this sidecar (sd1 base + overrides)."""
-    return architecture_from_spec(merge_spec(load_architecture("sd1"), sidecar), where="demo sidecar")
 
 
 def build_models(arch: Architecture, seed: int) -> dict[str, torch.nn.Module]:
@@ -191,12 +166,15 @@ def emphasise(context: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) 
     return torch.stack(rows)
 
 
+@dataclasses.dataclass
 class Bucket:
     """Latents, caption ids and emphasis weights of one resolution's scenes."""
 
-    def __init__(self, latents: torch.Tensor, full: torch.Tensor, partial: torch.Tensor, weights: torch.Tensor,
-                 batch: int) -> None:
-        self.latents, self.full, self.partial, self.weights, self.batch = latents, full, partial, weights, batch
+    latents: torch.Tensor
+    full: torch.Tensor
+    partial: torch.Tensor
+    weights: torch.Tensor
+    batch: int
 
 
 def build_buckets(vae: AutoencoderKL, vocab_texts: list[str], args: argparse.Namespace,
@@ -221,12 +199,15 @@ def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
     sidecar = copy.deepcopy(SIDECAR)
+    sidecar["unet"].update(copy.deepcopy(UNET_LEVELS[args.unet_levels]))
     sidecar["training"] = {"script": "scripts/train_demo_model.py", "seed": args.seed, "steps": args.steps,
                            "vae_steps": args.vae_steps, "buckets": [list(b[:2]) for b in BUCKETS],
                            "unet_mix": dataclasses.asdict(UNET_MIX), "vae_mix": dataclasses.asdict(VAE_MIX),
                            "partial_captions": args.partial_captions, "emphasis_aug": args.emphasis_aug}
     if args.beta_end != SD_BETA_END:
         sidecar["scheduler"] = {"beta_end": args.beta_end}
+    if args.prediction_type != "epsilon":
+        sidecar["prediction_type"] = args.prediction_type
     arch = architecture(sidecar)
     models = build_models(arch, args.seed)
     started = time.time()
@@ -266,7 +247,12 @@ def train(args: argparse.Namespace) -> None:
     unet, encoder = models["unet"], models["text_encoder"]
     alphas_cumprod = schedule_alphas_cumprod(arch.scheduler_config())  # the app's own reading of the sidecar
     snr = alphas_cumprod / (1 - alphas_cumprod)
-    loss_weight = torch.clamp(snr, max=args.min_snr) / snr
+    v_prediction = args.prediction_type == "v_prediction"
+    # In x0 terms an epsilon loss weighs each step by snr, a v loss by snr + 1; both are capped at --min-snr. At the
+    # highest noise, where only the words can say where the shape goes, snr is ~0.005: the epsilon loss (and
+    # min-SNR v as kohya weighs it, min(snr, gamma) / (snr + 1)) gives the layout ~1/200 of the weight plain v does.
+    x0_weight = torch.clamp(snr + 1 if v_prediction else snr, max=args.min_snr)
+    loss_weight = x0_weight / (snr + 1 if v_prediction else snr)
     params = [{"params": unet.parameters(), "lr": args.lr},
               {"params": encoder.parameters(), "lr": args.lr * args.text_lr_mult}]
     optimizer = torch.optim.AdamW(params, weight_decay=0.01)
@@ -307,7 +293,8 @@ def train(args: argparse.Namespace) -> None:
         use = torch.rand(n, generator=generator) < args.emphasis_aug
         context = emphasise(context, vocab.colour_mask(ids), torch.where(use, weights, torch.ones(n)))
         pred = unet(noisy, t, encoder_hidden_states=context).sample
-        loss = ((pred - noise) ** 2).mean(dim=(1, 2, 3)).mul(loss_weight[t]).mean()
+        target = ab.sqrt() * noise - (1 - ab).sqrt() * x0 if v_prediction else noise
+        loss = ((pred - target) ** 2).mean(dim=(1, 2, 3)).mul(loss_weight[t]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(encoder.parameters()), 1.0)
@@ -346,12 +333,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vae-steps", type=int, default=2400)
     parser.add_argument("--vae-batch", type=int, default=24)
     parser.add_argument("--vae-cache", default="", help="reuse/store the trained VAE here (speeds up trials)")
+    parser.add_argument("--unet-levels", type=int, choices=sorted(UNET_LEVELS), default=3)
     parser.add_argument("--steps", type=int, default=12000)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--text-lr-mult", type=float, default=2.0)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--beta-end", type=float, default=SD_BETA_END, help="last beta of the scaled-linear schedule")
+    parser.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default="epsilon",
+                        help="what the UNet predicts (written into the sidecar, which the app samples with)")
     parser.add_argument("--min-snr", type=float, default=5.0)
     parser.add_argument("--low-noise-share", type=float, default=0.2, help="share of samples with t < 250")
     parser.add_argument("--offset-noise", type=float, default=0.05)

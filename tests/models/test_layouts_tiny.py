@@ -173,3 +173,15 @@ def test_a_sidecar_noise_schedule_reaches_the_sampler(tmp_path):
     assert plain.sigma_max == pytest.approx(14.6, abs=0.1)
     assert steep.sigma_max == pytest.approx(166.8, abs=0.5)
     assert steep.sigma_min == pytest.approx(plain.sigma_min, rel=1e-3)
+
+
+def test_a_sidecar_prediction_type_reaches_the_sampler(tmp_path):
+    # The demo model predicts v (its sidecar says so at the top level, beside "base"): the denoiser must read the
+    # UNet's output as v, not as noise, or every picture would be wrong.
+    path = build_tiny_checkpoint("sd1", tmp_path / "vpred.safetensors")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert architecture_from_sidecar(path).prediction_type == "epsilon"
+    path.with_suffix(".json").write_text(json.dumps({**sidecar, "prediction_type": "v_prediction"}))
+    arch = architecture_from_sidecar(path)
+    assert arch.prediction_type == "v_prediction"
+    assert arch.scheduler_config()["prediction_type"] == "v_prediction"
