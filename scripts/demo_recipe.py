@@ -25,9 +25,9 @@ SIDECAR: dict[str, Any] = {
 }
 
 
-# UNet depth (`--unet-levels`). Runs 1-3 used 3 levels: a 4x4 bottom at 64 px, whose inner cells never see the zero
-# padding, and the shape's place ignored the position words. 4 levels end on a 2x2 bottom (the mid block's attention
-# runs there), where each cell touches two borders, so a cell knows its quadrant.
+# UNet depth (`--unet-levels`). 3 levels end on a 4x4 bottom at 64 px, whose inner cells never see the zero padding;
+# 4 end on a 2x2 bottom where each cell touches two borders. Runs 4 and 6 tried 4: position words still did not
+# place the shape.
 UNET_LEVELS: dict[int, dict[str, list[Any]]] = {
     3: {"block_out_channels": [32, 64, 128],
         "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],

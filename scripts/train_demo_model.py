@@ -39,6 +39,7 @@ from webui.conditioning.encoder import apply_emphasis
 from webui.models.architectures import Architecture, load_architecture
 from webui.models.ldm_convert import diffusers_to_ldm
 from webui.processing.model_calls import alphas_cumprod as schedule_alphas_cumprod
+from webui.training.objective import denoising_target, min_snr_weight
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors"
@@ -248,11 +249,10 @@ def train(args: argparse.Namespace) -> None:
     alphas_cumprod = schedule_alphas_cumprod(arch.scheduler_config())  # the app's own reading of the sidecar
     snr = alphas_cumprod / (1 - alphas_cumprod)
     v_prediction = args.prediction_type == "v_prediction"
-    # In x0 terms an epsilon loss weighs each step by snr, a v loss by snr + 1; both are capped at --min-snr. At the
-    # highest noise, where only the words can say where the shape goes, snr is ~0.005: the epsilon loss (and
-    # min-SNR v as kohya weighs it, min(snr, gamma) / (snr + 1)) gives the layout ~1/200 of the weight plain v does.
-    x0_weight = torch.clamp(snr + 1 if v_prediction else snr, max=args.min_snr)
-    loss_weight = x0_weight / (snr + 1 if v_prediction else snr)
+    # In x0 terms an epsilon loss weighs each step by snr, a v loss by snr + 1. Kohya's min-SNR caps both at
+    # min(snr, gamma), which at the highest noise (snr ~0.005, where only the words can place the shape) gives the
+    # layout ~1/200 of plain v's weight; for v this script caps snr + 1 instead, so plain v's weight stays there.
+    loss_weight = min_snr_weight(snr + 1 if v_prediction else snr, args.min_snr, v_prediction=False)
     params = [{"params": unet.parameters(), "lr": args.lr},
               {"params": encoder.parameters(), "lr": args.lr * args.text_lr_mult}]
     optimizer = torch.optim.AdamW(params, weight_decay=0.01)
@@ -293,7 +293,7 @@ def train(args: argparse.Namespace) -> None:
         use = torch.rand(n, generator=generator) < args.emphasis_aug
         context = emphasise(context, vocab.colour_mask(ids), torch.where(use, weights, torch.ones(n)))
         pred = unet(noisy, t, encoder_hidden_states=context).sample
-        target = ab.sqrt() * noise - (1 - ab).sqrt() * x0 if v_prediction else noise
+        target = denoising_target(x0, noise, ab, v_prediction)
         loss = ((pred - target) ** 2).mean(dim=(1, 2, 3)).mul(loss_weight[t]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -176,8 +176,8 @@ def test_a_sidecar_noise_schedule_reaches_the_sampler(tmp_path):
 
 
 def test_a_sidecar_prediction_type_reaches_the_sampler(tmp_path):
-    # The demo model predicts v (its sidecar says so at the top level, beside "base"): the denoiser must read the
-    # UNet's output as v, not as noise, or every picture would be wrong.
+    # A checkpoint trained to predict v (the demo script's --prediction-type) says so at the top level of its
+    # sidecar, beside "base": the denoiser must read the UNet's output as v, not as noise.
     path = build_tiny_checkpoint("sd1", tmp_path / "vpred.safetensors")
     sidecar = json.loads(path.with_suffix(".json").read_text())
     assert architecture_from_sidecar(path).prediction_type == "epsilon"

@@ -24,6 +24,7 @@ from webui.training.config import TrainingConfig
 from webui.training.dataset import ImageItem, load_dataset
 from webui.training.logs import LossHistory, ScalarEvents, write_csv, write_plot
 from webui.training.network import LoRANetwork, NetworkShape
+from webui.training.objective import denoising_target, min_snr_weight
 from webui.training.progress import TrainingProgress, TrainingResult
 from webui.training.setup import (
     TextEncoding,
@@ -186,11 +187,10 @@ class TrainingRun:
                                                                            self.device)}
             prediction = self.unet(noisy, timesteps, encoder_hidden_states=context,
                                               added_cond_kwargs=extra).sample
-        target = acp.sqrt() * noise - (1 - acp).sqrt() * latents if self.v_pred else noise
+        target = denoising_target(latents, noise, acp, self.v_pred)
         loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         if config.min_snr_gamma:
-            snr = acp.view(-1) / (1 - acp.view(-1))
-            loss = loss * torch.clamp(snr, max=config.min_snr_gamma) / (snr + 1 if self.v_pred else snr)
+            loss = loss * min_snr_weight(acp.view(-1) / (1 - acp.view(-1)), config.min_snr_gamma, self.v_pred)
         weights = torch.tensor([config.prior_loss_weight if item.subset.is_reg else 1.0 for item in batch],
                                device=loss.device)
         return (loss * weights).mean()
