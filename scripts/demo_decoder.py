@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
+from scripts.demo_checkpoint import write_checkpoint
 from scripts.demo_recipe import BUCKETS, NATIVE_SIZE, architecture
 from scripts.demo_scenes import VAE_MIX, make_scenes
 from scripts.train_demo_model import (
@@ -17,7 +18,6 @@ from scripts.train_demo_model import (
     log,
     psnr,
     to_tensor,
-    write_checkpoint,
 )
 from webui.models.ldm_convert import diffusers_to_ldm
 

@@ -1,15 +1,18 @@
 """Trains the bundled demo checkpoint v2 (a tiny SD1-layout model of coloured shapes) from scratch on the CPU.
 
-Recipe (all in this file, `demo_scenes.py`, `demo_vocab.py` and `demo_decoder.py`; seed 0): stage 1 a 4x-downsampling
-VAE on 32 px crops of its own scenes (`VAE_MIX`); stage 2 latents of 64x64, 128x128, 96x128 and 128x96 scenes with
-more pairs and positions (`UNET_MIX`); stage 3 UNet + text encoder with EMA, cosine LR, min-SNR, extra weight on low
-noise (img2img), 10 % caption dropout, 20 % shortened captions, unseen-token distractors and colour-weight emphasis
-tied to the shape's size, keeping the best EMA by the selection prompts; stage 4 the VAE decoder alone (the encoder,
-so the latents, unchanged). `--only-decoder` runs stage 4 by itself on a saved stage-3 checkpoint and the stage-1 VAE
-(`--vae-cache`), with the same result as the single run.
+Recipe (this file and the `demo_*.py` beside it; seed 0): stage 1 a 4x-downsampling VAE on 32 px crops of its own
+scenes (`VAE_MIX`); stage 2 latents of 64x64, 128x128, 96x128 and 128x96 scenes with more pairs and positions
+(`UNET_MIX`); stage 3 UNet + text encoder with EMA, cosine LR, min-SNR, extra weight on low noise (img2img), 10 %
+caption dropout, 20 % shortened captions, unseen-token distractors and colour-weight emphasis tied to the shape's
+size, keeping the best EMA by the selection prompts (`demo_selection.py`); stage 3b, the position fine-tune: the same
+data with a word probe on the encoder's output (`--word-loss`), more samples at the highest noise
+(`--high-noise-share`) and an x0-weight floor there (`--x0-floor`), kept only where it beats stage 3; stage 4 the VAE
+decoder alone (the encoder, so the latents, unchanged). `--init-from` runs stage 3b by itself on a saved checkpoint;
+`--only-decoder` runs stage 4 by itself on a saved checkpoint and the stage-1 VAE (`--vae-cache`).
 
-`--prediction-type v_prediction` and `--unet-levels 4` were tried for position words (runs 4-6) and did not make
-the words place the shape; `--beta-end` trains on another noise schedule (run 3). BENCHMARKS.md, "Demo model v2".
+Why stage 3b: after stage 3 the encoder maps "on the left" and "on the right" to nearly the same output, so the
+words could not place the shape (runs 2-6; `--prediction-type v_prediction`, `--unet-levels 4` and `--beta-end` did
+not help). BENCHMARKS.md, "Demo model v2".
 """
 from __future__ import annotations
 
@@ -26,18 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import transformers
-from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
-from safetensors.torch import save_file
+from diffusers import AutoencoderKL
 
-from scripts.demo_recipe import BUCKETS, NATIVE_SIZE, SIDECAR, UNET_LEVELS, architecture
+from scripts.demo_checkpoint import build_models, load_trained, save_checkpoint
+from scripts.demo_recipe import BUCKETS, SIDECAR, TEXT_WIDTH, UNET_LEVELS, architecture
 from scripts.demo_scenes import UNET_MIX, VAE_MIX, make_scenes
+from scripts.demo_selection import selection_score
 from scripts.demo_shapes import FOREGROUND_COLOURS, caption, eval_prompts
-from scripts.demo_vocab import DemoVocab
-from tests.demo.analyser import analyse, matches
+from scripts.demo_vocab import DemoVocab, WordProbe
 from webui.conditioning.encoder import apply_emphasis
 from webui.models.architectures import Architecture, load_architecture
-from webui.models.ldm_convert import diffusers_to_ldm
 from webui.processing.model_calls import alphas_cumprod as schedule_alphas_cumprod
 from webui.training.objective import denoising_target, min_snr_weight
 
@@ -48,14 +49,6 @@ SD_BETA_END = float(load_architecture("sd1").scheduler_config()["beta_end"])  # 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def build_models(arch: Architecture, seed: int) -> dict[str, torch.nn.Module]:
-    torch.manual_seed(seed)
-    spec = arch.text_encoders[0]
-    return {"unet": UNet2DConditionModel.from_config(arch.unet_config()),
-            "vae": AutoencoderKL.from_config(arch.vae_config()),
-            "text_encoder": transformers.CLIPTextModel(transformers.CLIPTextConfig(**spec.config_dict()))}
 
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
@@ -102,64 +95,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((10 * torch.log10(1 / mse)).mean())
 
 
-@torch.no_grad()
-def sample(models: dict[str, torch.nn.Module], arch: Architecture, context: torch.Tensor, uncond: torch.Tensor,
-           seed: int, size: int, steps: int = 20, cfg: float = 7.0) -> torch.Tensor:
-    """Euler a with CFG; returns images in [-1, 1]."""
-    scheduler = EulerAncestralDiscreteScheduler.from_config(arch.scheduler_config())
-    scheduler.set_timesteps(steps)
-    generator = torch.Generator().manual_seed(seed)
-    n = context.shape[0]
-    latents = torch.randn((n, 4, size // 4, size // 4), generator=generator) * scheduler.init_noise_sigma
-    both = torch.cat([uncond.expand(n, -1, -1), context])
-    for t in scheduler.timesteps:
-        x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-        eps_u, eps_c = models["unet"](x, t, encoder_hidden_states=both).sample.chunk(2)
-        latents = scheduler.step(eps_u + cfg * (eps_c - eps_u), t, latents, generator=generator).prev_sample
-    vae = models["vae"]
-    return vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1)
-
-
-def selection_score(models: dict[str, torch.nn.Module], arch: Architecture, vocab: DemoVocab,
-                    seed: int = 1000) -> dict[str, float]:
-    """Accuracy on the 48 selection prompts at 64 px and every 4th at 128 px, at a seed the eval script avoids."""
-    encoder = models["text_encoder"]
-    uncond = encoder(input_ids=vocab.empty[None]).last_hidden_state
-    scores: dict[str, float] = {}
-    for size, triples in ((64, eval_prompts()), (128, eval_prompts()[::4])):
-        captions = [caption(*t) for t in triples]
-        context = encoder(input_ids=vocab.encode(captions)).last_hidden_state
-        images = sample(models, arch, context, uncond, seed, size)
-        pixels = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
-        hits = np.array([matches(analyse(p), c, s, b) for p, (c, s, b) in zip(pixels, triples, strict=True)])
-        for name, column in zip(("fg", "bg", "shape"), hits.T.astype(float), strict=True):
-            scores[f"{name}{size}"] = round(float(column.mean()), 3)
-    return scores
-
-
-def save_checkpoint(models: dict[str, torch.nn.Module], vocab: DemoVocab, arch: Architecture,
-                    sidecar: dict[str, Any], path: Path) -> None:
-    """A1111 single-file layout (fp16) plus the same-name JSON sidecar, each written whole (temp + rename)."""
-    components = {"unet": models["unet"].state_dict(), "vae": models["vae"].state_dict(),
-                  "text_encoder": vocab.full_state_dict(models["text_encoder"])}
-    state = diffusers_to_ldm(components, arch)
-    write_checkpoint(state, sidecar, path)
-
-
-def write_checkpoint(state: dict[str, torch.Tensor], sidecar: dict[str, Any], path: Path) -> None:
-    """Tensors in fp16 and the sidecar, each written whole (temp + rename), the sidecar first."""
-    tensors = {k: v.detach().clone().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
-               for k, v in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "modelspec.title": "demo-shapes",
-                                           "modelspec.resolution": f"{NATIVE_SIZE}x{NATIVE_SIZE}"})
-    side_tmp = path.with_suffix(".json.tmp")
-    side_tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    side_tmp.replace(path.with_suffix(".json"))
-    tmp.replace(path)
-
-
 def emphasise(context: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weight each row's colour tokens as A1111's "Original" emphasis does (weights 1.0: unchanged rows)."""
     rows = [apply_emphasis(context[i:i + 1], 1.0 + (weights[i] - 1.0) * mask[i:i + 1], "Original")[0]
@@ -195,79 +130,62 @@ def build_buckets(vae: AutoencoderKL, vocab_texts: list[str], args: argparse.Nam
     return buckets, vocab
 
 
-def train(args: argparse.Namespace) -> None:
-    """Stage 1 the VAE, stage 2 latents of the fixed scenes, stage 3 UNet + text encoder; keeps the best EMA."""
-    torch.set_num_threads(args.threads)
-    random.seed(args.seed)
-    sidecar = copy.deepcopy(SIDECAR)
-    sidecar["unet"].update(copy.deepcopy(UNET_LEVELS[args.unet_levels]))
-    sidecar["training"] = {"script": "scripts/train_demo_model.py", "seed": args.seed, "steps": args.steps,
-                           "vae_steps": args.vae_steps, "buckets": [list(b[:2]) for b in BUCKETS],
-                           "unet_mix": dataclasses.asdict(UNET_MIX), "vae_mix": dataclasses.asdict(VAE_MIX),
-                           "partial_captions": args.partial_captions, "emphasis_aug": args.emphasis_aug}
-    if args.beta_end != SD_BETA_END:
-        sidecar["scheduler"] = {"beta_end": args.beta_end}
-    if args.prediction_type != "epsilon":
-        sidecar["prediction_type"] = args.prediction_type
-    arch = architecture(sidecar)
-    models = build_models(arch, args.seed)
-    started = time.time()
-    data = []
-    for index, (width, height, count, _, _) in enumerate(BUCKETS):
-        pixels, scenes = make_scenes(max(1, int(count * args.data_scale)), args.seed + index, width, height,
-                                     UNET_MIX)
-        data.append((to_tensor(pixels), scenes))
-    log(f"scenes: {[len(s) for _, s in data]}; {(time.time() - started):.0f} s")
-    if args.vae_cache and Path(args.vae_cache).exists():
-        models["vae"].load_state_dict(torch.load(args.vae_cache, weights_only=True))
-        models["vae"].eval()
-    else:
-        width, height, count = BUCKETS[0][:3]
-        vae_pixels, _ = make_scenes(max(1, int(count * args.data_scale)), args.seed, width, height, VAE_MIX)
-        train_vae(models["vae"], to_tensor(vae_pixels), args.vae_steps, args.vae_batch, 32, args.seed)
-        del vae_pixels
-        if args.vae_cache:
-            torch.save(models["vae"].state_dict(), args.vae_cache)
-    vae = models["vae"]
-    with torch.no_grad():
-        for images, _ in data[:2]:
-            check = images[:64]
-            recon = vae.decode(vae.encode(check).latent_dist.mean).sample.clamp(-1, 1)
-            log(f"vae round trip {tuple(check.shape[-2:])}: {psnr(recon, check):.2f} dB")
-    scale = float(1.0 / encode_latents(vae, data[0][0][:2000]).std())
-    sidecar["vae"]["scaling_factor"] = round(scale, 5)
-    arch = architecture(sidecar)
-    vae.register_to_config(scaling_factor=sidecar["vae"]["scaling_factor"])
-    texts = [t for _, scenes in data for s in scenes for t in [s.caption, *s.partial_captions]]
-    texts += [caption(*t) for t in eval_prompts()]
-    buckets, vocab = build_buckets(vae, texts, args, data, models["text_encoder"], sidecar["vae"]["scaling_factor"])
-    del data
-    log(f"latents encoded, scale {scale:.4f}; vocabulary {len(vocab.used)} tokens; "
-        f"{(time.time() - started) / 60:.1f} min")
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One UNet + text-encoder training phase: stage 3 from scratch, or stage 3b, the position fine-tune."""
 
-    unet, encoder = models["unet"], models["text_encoder"]
-    alphas_cumprod = schedule_alphas_cumprod(arch.scheduler_config())  # the app's own reading of the sidecar
-    snr = alphas_cumprod / (1 - alphas_cumprod)
+    name: str
+    steps: int
+    lr: float
+    warmup: int
+    seed: int
+    ema: float = 0.999  # EMA decay of the weights that are scored and saved (0: the live weights)
+    cosine: bool = True  # cosine LR decay after the warm-up; False keeps the LR constant
+    word_loss: float = 0.0  # weight of the WordProbe loss on the encoder's output
+    high_noise_share: float = 0.0  # share of samples drawn from the last 200 timesteps
+    x0_floor: float = 0.0  # least x0-space weight of any timestep
+
+
+def loss_weights(snr: torch.Tensor, phase: Phase, args: argparse.Namespace) -> torch.Tensor:
+    """Per-timestep weight of the target's squared error.
+
+    In x0 terms an epsilon loss weighs each step by snr, a v loss by snr + 1. Kohya's min-SNR caps both at
+    min(snr, gamma), which at the highest noise (snr ~0.005, where only the words can place the shape) gives the
+    layout ~1/200 of plain v's weight; for v this script caps snr + 1 instead, so plain v's weight stays there.
+    `x0_floor` lifts every step's x0 weight to at least that value (stage 3b: positions are decided at high noise).
+    """
     v_prediction = args.prediction_type == "v_prediction"
-    # In x0 terms an epsilon loss weighs each step by snr, a v loss by snr + 1. Kohya's min-SNR caps both at
-    # min(snr, gamma), which at the highest noise (snr ~0.005, where only the words can place the shape) gives the
-    # layout ~1/200 of plain v's weight; for v this script caps snr + 1 instead, so plain v's weight stays there.
-    loss_weight = min_snr_weight(snr + 1 if v_prediction else snr, args.min_snr, v_prediction=False)
-    params = [{"params": unet.parameters(), "lr": args.lr},
-              {"params": encoder.parameters(), "lr": args.lr * args.text_lr_mult}]
+    x0_per_unit = snr + 1 if v_prediction else snr
+    weight = min_snr_weight(x0_per_unit, args.min_snr, v_prediction=False)
+    return torch.maximum(weight, phase.x0_floor / x0_per_unit)
+
+
+def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vocab: DemoVocab, arch: Architecture,
+                   sidecar: dict[str, Any], args: argparse.Namespace, phase: Phase, best: float) -> float:
+    """Trains the UNet and text encoder with EMA; saves the EMA to --out whenever it scores >= `best`."""
+    unet, encoder, vae = models["unet"], models["text_encoder"], models["vae"]
+    alphas_cumprod = schedule_alphas_cumprod(arch.scheduler_config())  # the app's own reading of the sidecar
+    loss_weight = loss_weights(alphas_cumprod / (1 - alphas_cumprod), phase, args)
+    params = [{"params": unet.parameters(), "lr": phase.lr},
+              {"params": encoder.parameters(), "lr": phase.lr * args.text_lr_mult}]
+    probe = WordProbe(TEXT_WIDTH, len(vocab.used), vocab.eos_row) if phase.word_loss > 0 else None
+    if probe is not None:
+        params.append({"params": probe.parameters(), "lr": phase.lr * args.text_lr_mult})
     optimizer = torch.optim.AdamW(params, weight_decay=0.01)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     ema = {name: copy.deepcopy(models[name]).requires_grad_(False) for name in ("unet", "text_encoder")}
     ema_models = {"unet": ema["unet"], "text_encoder": ema["text_encoder"], "vae": vae}
-    generator = torch.Generator().manual_seed(args.seed + 1)
+    generator = torch.Generator().manual_seed(phase.seed)
     shares = torch.tensor([b[4] for b in BUCKETS])
+    timesteps = len(alphas_cumprod)
+    record = sidecar["training"] if phase.name == "stage3" else sidecar["training"]["finetunes"][-1]
+    best_state: dict[str, dict[str, torch.Tensor]] = {}
     unet.train()
     encoder.train()
-    best = -1.0
-    step_time = time.time()
-    for step in range(1, args.steps + 1):
-        warm = min(1.0, step / args.warmup)
-        cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.steps)))
+    started = step_time = time.time()
+    for step in range(1, phase.steps + 1):
+        warm = min(1.0, step / phase.warmup)
+        cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / phase.steps))) if phase.cosine else 1.0
         for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = lr * warm * cosine
         bucket = buckets[int(torch.multinomial(shares, 1, generator=generator))]
@@ -285,43 +203,139 @@ def train(args: argparse.Namespace) -> None:
         noise = noise + args.offset_noise * torch.randn((n, 4, 1, 1), generator=generator)
         low = torch.rand(n, generator=generator) < args.low_noise_share
         t = torch.where(low, torch.randint(0, 250, (n,), generator=generator),
-                        torch.randint(0, len(alphas_cumprod), (n,), generator=generator))
+                        torch.randint(0, timesteps, (n,), generator=generator))
+        if phase.high_noise_share > 0:
+            high = torch.rand(n, generator=generator) < phase.high_noise_share
+            t = torch.where(high, torch.randint(timesteps - 200, timesteps, (n,), generator=generator), t)
         ab = alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         context = encoder(input_ids=ids).last_hidden_state
         weights = torch.where(drop | partial, torch.ones(n), bucket.weights[index])
         use = torch.rand(n, generator=generator) < args.emphasis_aug
-        context = emphasise(context, vocab.colour_mask(ids), torch.where(use, weights, torch.ones(n)))
-        pred = unet(noisy, t, encoder_hidden_states=context).sample
-        target = denoising_target(x0, noise, ab, v_prediction)
+        emphasised = emphasise(context, vocab.colour_mask(ids), torch.where(use, weights, torch.ones(n)))
+        pred = unet(noisy, t, encoder_hidden_states=emphasised).sample
+        target = denoising_target(x0, noise, ab, args.prediction_type == "v_prediction")
         loss = ((pred - target) ** 2).mean(dim=(1, 2, 3)).mul(loss_weight[t]).mean()
+        if probe is not None:
+            loss = loss + phase.word_loss * probe.loss(context, ids)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(encoder.parameters()), 1.0)
         optimizer.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
+        decay = min(phase.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for name in ema:
                 for p_ema, p in zip(ema[name].parameters(), models[name].parameters(), strict=True):
                     p_ema.lerp_(p, 1 - decay)
         if step % 100 == 0:
-            log(f"step {step} loss {loss.item():.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
+            log(f"{phase.name} step {step} loss {loss.item():.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
                 f"{(time.time() - step_time) / 100:.3f} s/step elapsed {(time.time() - started) / 60:.1f} min")
             step_time = time.time()
-        if step % args.eval_every == 0 or step == args.steps:
+        if step % args.eval_every == 0 or step == phase.steps:
             scores = selection_score(ema_models, arch, vocab)
             total = sum(scores.values())
-            log(f"eval step {step}: {scores}")
+            log(f"{phase.name} eval step {step}: {scores}")
             if total >= best:
                 best = total
-                sidecar["training"]["selected_step"] = step
+                record["selected_step"] = step
                 save_checkpoint(ema_models, vocab, arch, sidecar, Path(args.out))
+                best_state = {name: copy.deepcopy(ema[name].state_dict()) for name in ema}
                 log(f"saved {args.out} (best so far)")
             step_time = time.time()
-    from scripts.demo_decoder import install_decoder  # stage 4 lives beside this script and imports from it
+    for name, state in best_state.items():  # the next phase goes on from what the checkpoint holds
+        models[name].load_state_dict(state)
+    return best
 
-    install_decoder(vae, args)
+
+def finetune_phase(args: argparse.Namespace) -> Phase:
+    # Constant LR and the live weights: with stage 3's cosine decay and EMA the UNet had not begun to use the position
+    # words after 4,500 steps (BENCHMARKS.md, "Demo model v2, stage 3b").
+    return Phase("finetune", args.finetune_steps, args.finetune_lr, 50, args.seed + 3, ema=0.0, cosine=False,
+                 word_loss=args.word_loss, high_noise_share=args.high_noise_share, x0_floor=args.x0_floor)
+
+
+def train(args: argparse.Namespace) -> None:
+    """Stage 1 the VAE, stage 2 latents, stage 3 UNet + text encoder, 3b the position fine-tune, 4 the decoder.
+
+    With --init-from, stages 1, 3 and 4 come from that checkpoint and only 3b runs (on the same scenes).
+    """
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    started = time.time()
+    if args.init_from:
+        sidecar, arch, models = load_trained(Path(args.init_from), args.seed)
+    else:
+        sidecar = copy.deepcopy(SIDECAR)
+        sidecar["unet"].update(copy.deepcopy(UNET_LEVELS[args.unet_levels]))
+        sidecar["training"] = {"script": "scripts/train_demo_model.py", "seed": args.seed, "steps": args.steps,
+                               "vae_steps": args.vae_steps, "buckets": [list(b[:2]) for b in BUCKETS],
+                               "unet_mix": dataclasses.asdict(UNET_MIX), "vae_mix": dataclasses.asdict(VAE_MIX),
+                               "partial_captions": args.partial_captions, "emphasis_aug": args.emphasis_aug}
+        if args.beta_end != SD_BETA_END:
+            sidecar["scheduler"] = {"beta_end": args.beta_end}
+        if args.prediction_type != "epsilon":
+            sidecar["prediction_type"] = args.prediction_type
+        arch = architecture(sidecar)
+        models = build_models(arch, args.seed)
+    phase = finetune_phase(args)
+    # One record per stage-3b run: --init-from on a fine-tuned checkpoint adds to its list.
+    sidecar["training"].setdefault("finetunes", []).append({
+        "steps": phase.steps, "lr": phase.lr, "ema": phase.ema, "constant_lr": not phase.cosine,
+        "word_loss": phase.word_loss, "high_noise_share": phase.high_noise_share, "x0_floor": phase.x0_floor,
+        "init_from": Path(args.init_from).name if args.init_from else "", "unet_mix": dataclasses.asdict(UNET_MIX),
+        "partial_captions": args.partial_captions, "emphasis_aug": args.emphasis_aug, "distractors": args.distractors})
+    data = []
+    for index, (width, height, count, _, _) in enumerate(BUCKETS):
+        pixels, scenes = make_scenes(max(1, int(count * args.data_scale)), args.seed + index, width, height,
+                                     UNET_MIX)
+        data.append((to_tensor(pixels), scenes))
+    log(f"scenes: {[len(s) for _, s in data]}; {(time.time() - started):.0f} s")
+    vae = models["vae"]
+    if not args.init_from:
+        train_or_load_vae(vae, args)
+        with torch.no_grad():
+            for images, _ in data[:2]:
+                check = images[:64]
+                recon = vae.decode(vae.encode(check).latent_dist.mean).sample.clamp(-1, 1)
+                log(f"vae round trip {tuple(check.shape[-2:])}: {psnr(recon, check):.2f} dB")
+        scale = float(1.0 / encode_latents(vae, data[0][0][:2000]).std())
+        sidecar["vae"]["scaling_factor"] = round(scale, 5)
+        arch = architecture(sidecar)
+        vae.register_to_config(scaling_factor=sidecar["vae"]["scaling_factor"])
+    texts = [t for _, scenes in data for s in scenes for t in [s.caption, *s.partial_captions]]
+    texts += [caption(*t) for t in eval_prompts()]
+    buckets, vocab = build_buckets(vae, texts, args, data, models["text_encoder"], sidecar["vae"]["scaling_factor"])
+    del data
+    log(f"latents encoded, scale {sidecar['vae']['scaling_factor']}; vocabulary {len(vocab.used)} tokens; "
+        f"{(time.time() - started) / 60:.1f} min")
+    ema_models = {"unet": models["unet"], "text_encoder": models["text_encoder"], "vae": vae}
+    if args.init_from:  # the fine-tune is kept only where it beats the checkpoint it starts from
+        scores = selection_score(ema_models, arch, vocab)
+        log(f"{Path(args.init_from).name}: {scores}")
+        best = sum(scores.values())
+    else:
+        best = train_denoiser(models, buckets, vocab, arch, sidecar, args,
+                              Phase("stage3", args.steps, args.lr, args.warmup, args.seed + 1, ema=args.ema), -1.0)
+    if phase.steps > 0:
+        train_denoiser(models, buckets, vocab, arch, sidecar, args, phase, best)
+    if not args.init_from:
+        from scripts.demo_decoder import install_decoder  # stage 4 lives beside this script and imports from it
+
+        install_decoder(vae, args)
     log(f"done in {(time.time() - started) / 60:.1f} min")
+
+
+def train_or_load_vae(vae: AutoencoderKL, args: argparse.Namespace) -> None:
+    """Stage 1, or its result from --vae-cache."""
+    if args.vae_cache and Path(args.vae_cache).exists():
+        vae.load_state_dict(torch.load(args.vae_cache, weights_only=True))
+        vae.eval()
+        return
+    width, height, count = BUCKETS[0][:3]
+    vae_pixels, _ = make_scenes(max(1, int(count * args.data_scale)), args.seed, width, height, VAE_MIX)
+    train_vae(vae, to_tensor(vae_pixels), args.vae_steps, args.vae_batch, 32, args.seed)
+    if args.vae_cache:
+        torch.save(vae.state_dict(), args.vae_cache)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -350,6 +364,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--distractors", type=float, default=0.25, help="share of captions with unseen tokens")
     parser.add_argument("--emphasis-aug", type=float, default=0.7, help="share of captions with a weighted colour")
     parser.add_argument("--eval-every", type=int, default=750)
+    parser.add_argument("--init-from", default="", help="a checkpoint this script wrote: run stage 3b alone on it")
+    parser.add_argument("--finetune-steps", type=int, default=5000, help="stage 3b, the position fine-tune")
+    parser.add_argument("--finetune-lr", type=float, default=2e-4)
+    parser.add_argument("--word-loss", type=float, default=0.02, help="stage 3b: weight of the WordProbe loss")
+    parser.add_argument("--high-noise-share", type=float, default=0.4,
+                        help="stage 3b: share of samples from the last 200 timesteps")
+    parser.add_argument("--x0-floor", type=float, default=0.05, help="stage 3b: least x0-space weight of a step")
     parser.add_argument("--decoder-steps", type=int, default=3000, help="stage 4: decoder-only fine-tuning")
     parser.add_argument("--only-decoder", action="store_true",
                         help="run stage 4 alone: the stage-1 VAE from --vae-cache into the checkpoint at --out")

@@ -5,6 +5,7 @@ from PIL import Image
 
 from scripts.demo_eval_sets import pair_prompts, position_prompts, single_triples
 from scripts.demo_scenes import Position, Scene, SceneMix, Shape, make_scenes, random_scene, render_scene
+from scripts.demo_selection import selection_pairs, selection_positions
 from scripts.demo_shapes import BACKGROUND_COLOURS, eval_prompts
 from tests.demo.scene_analyser import blobs, in_position, pair_matches
 
@@ -59,6 +60,11 @@ def test_held_out_prompts_never_overlap_the_selection_prompts():
     assert not selection & set(single_triples()) and len(set(single_triples())) == 24
     assert all(left[0] != right[0] for left, right, _ in pair_prompts())
     assert {p[3] for p in position_prompts()} == set(Position)
+    chosen_by_training = (set(selection_positions()), set(selection_pairs()))
+    assert len(chosen_by_training[0]) >= 12 and len(chosen_by_training[1]) >= 12
+    assert not chosen_by_training[0] & set(position_prompts()) and not chosen_by_training[1] & set(pair_prompts())
+    assert {p[3] for p in selection_positions()} == set(Position)
+    assert all(left[0] != right[0] for left, right, _ in selection_pairs())
 
 
 def test_a_colour_word_alone_captions_only_a_large_lone_shape():

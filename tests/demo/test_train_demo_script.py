@@ -18,13 +18,24 @@ def test_a_tiny_run_writes_a_v_prediction_checkpoint_with_its_recipe(tmp_path, m
     monkeypatch.setattr(train_demo_model, "selection_score", lambda *args, **kwargs: {"fg64": 0.0})
     out = tmp_path / "demo-shapes.safetensors"
     train_demo_model.main(["--out", str(out), "--data-scale", "0.003", "--vae-steps", "2", "--steps", "3",
-                           "--decoder-steps", "2", "--eval-every", "3", "--threads", "1",
+                           "--finetune-steps", "2", "--decoder-steps", "2", "--eval-every", "3", "--threads", "1",
                            "--prediction-type", "v_prediction", "--unet-levels", "4"])
     sidecar = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     assert sidecar["prediction_type"] == "v_prediction"
     assert sidecar["unet"]["block_out_channels"] == [32, 64, 128, 128]
     assert sidecar["training"]["selected_step"] == 3 and sidecar["training"]["decoder_steps"] == 2
-    assert "scheduler" not in sidecar  # SD's own schedule unless --beta-end says otherwise
+    (finetune,) = sidecar["training"]["finetunes"]
+    assert finetune["selected_step"] == 2 and finetune["init_from"] == "" and finetune["word_loss"] > 0
+    assert finetune["constant_lr"] and finetune["ema"] == 0.0
+
+    # Stage 3b alone on that checkpoint keeps the file as it is when the fine-tune scores below its start.
+    before = {suffix: out.with_suffix(suffix).read_bytes() for suffix in (".safetensors", ".json")}
+    scores = iter([{"fg64": 0.5}, {"fg64": 0.25}])
+    monkeypatch.setattr(train_demo_model, "selection_score", lambda *args, **kwargs: next(scores))
+    train_demo_model.main(["--out", str(out), "--init-from", str(out), "--data-scale", "0.003",
+                           "--finetune-steps", "2", "--eval-every", "2", "--threads", "1"])
+    assert next(scores, None) is None  # the start and the fine-tune's one evaluation were both scored
+    assert {suffix: out.with_suffix(suffix).read_bytes() for suffix in before} == before
     arch = architecture_from_sidecar(out)
     assert arch is not None and arch.prediction_type == "v_prediction"
     assert list(arch.unet_config()["block_out_channels"]) == [32, 64, 128, 128]
