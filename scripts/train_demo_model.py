@@ -278,7 +278,8 @@ def train(args: argparse.Namespace) -> None:
         arch = architecture(sidecar)
         models = build_models(arch, args.seed)
     phase = finetune_phase(args)
-    # One record per stage-3b run: --init-from on a fine-tuned checkpoint adds to its list.
+    # One record per stage-3b run (--init-from on a fine-tuned checkpoint adds to the list); a record without
+    # `selected_step` is a run that never beat its start.
     sidecar["training"].setdefault("finetunes", []).append({
         "steps": phase.steps, "lr": phase.lr, "ema": phase.ema, "constant_lr": not phase.cosine,
         "word_loss": phase.word_loss, "high_noise_share": phase.high_noise_share, "x0_floor": phase.x0_floor,
