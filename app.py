@@ -187,16 +187,19 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = build_ui(runtime)
     ui_options = launch_options(args.theme, localization=runtime.settings.current.localization)
-    # Gradio's launch() keeps --share (its tunnel points at this very server); the API routes join that server's
-    # app right after it starts, and block_thread() then waits just as a blocking launch() would.
-    app, _, _ = demo.queue(default_concurrency_limit=1).launch(
-        server_name=host, server_port=args.port or 7860, share=args.share, auth=parse_auth(args.gradio_auth),
-        inbrowser=args.autolaunch, show_error=True, prevent_thread_lock=True, app_kwargs=guarded_app_kwargs(),
-        **ui_options)
+    app_kwargs = guarded_app_kwargs()
     if router is not None:
-        from webui.api.server import attach_api
+        from webui.api.server import attach_at_startup
 
-        attach_api(app, router)
+        # Joined in the server's start-up, before the port opens: attached after launch() returns, the API was
+        # missing (404) for the first seconds the page already answered.
+        app_kwargs["lifespan"] = attach_at_startup(router)
+    # Gradio's launch() keeps --share (its tunnel points at this very server); block_thread() then waits just as a
+    # blocking launch() would.
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=host, server_port=args.port or 7860, share=args.share, auth=parse_auth(args.gradio_auth),
+        inbrowser=args.autolaunch, show_error=True, prevent_thread_lock=True, app_kwargs=app_kwargs, **ui_options)
+    if router is not None:
         log.info("API at %s/sdapi/v1 (docs at /docs)", (demo.local_url or "").rstrip("/"))
     if checkpoints:
         preload_checkpoint(runtime, args.ckpt or runtime.settings.current.sd_model_checkpoint, log)

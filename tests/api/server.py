@@ -26,12 +26,14 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A running app.py; `log` holds its output for the failure message."""
+    """A running app.py; `log` holds its output for the failure message. `first_status` is the HTTP status of the
+    first answer the probe got: a route that is not there yet then answers 404 instead of its real status."""
 
     process: subprocess.Popen
     port: int
     root: Path
     log: Path
+    first_status: int | None = None
 
     @property
     def url(self) -> str:
@@ -94,9 +96,11 @@ def start_server(root: Path, *extra: str, probe: str = "/sdapi/v1/sd-models",
         if auth_header:
             request.add_header("Authorization", auth_header)
         try:
-            with urllib.request.urlopen(request, timeout=5):
+            with urllib.request.urlopen(request, timeout=5) as response:
+                server.first_status = response.status
                 return server
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as error:
+            server.first_status = error.code
             return server
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             time.sleep(0.5)

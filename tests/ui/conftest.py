@@ -115,6 +115,18 @@ def goto_ready(page, url: str) -> None:
     page.wait_for_function("() => document.body.dataset.defaultsLoaded === '1'")
 
 
+def wait_until_mounted(page, field) -> None:
+    """Wait until `field`, in a tab just selected, is shown and Gradio has filled it in, so what is typed stays.
+
+    Gradio 6 mounts a tab's components only when the tab is first selected, and one animation frame after they
+    mount it pushes the values the page was built with into them (`render_previously_invisible_children` in its
+    frontend). Anything typed before that frame is replaced by the old value: typed at once, Settings saved 20
+    instead of 17. That push runs at the latest in the frame after `field` shows, so two frames later it is done.
+    """
+    field.wait_for(state="visible")
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from scripts.eval_demo_model import DEFAULT_CHECKPOINT
 from tests.demo.analyser import analyse
-from tests.ui.conftest import copy_lora, goto_ready, screenshot
+from tests.ui.conftest import copy_lora, goto_ready, screenshot, wait_until_mounted
 from webui.conditioning import count_tokens
 from webui.processing.infotext import format_infotext
 from webui.processing.png_info import pnginfo_for
@@ -201,6 +201,7 @@ def test_settings_persist_and_every_tab_renders(page, ui_root, ui_url):
     box = page.locator("label:has-text('Default sampling steps')").locator(
         "xpath=ancestor::div[contains(@class,'block')][1]")
     number = box.locator("input[type=number]").first
+    wait_until_mounted(page, number)  # typed sooner, Gradio's first fill of the new tab puts 20 back
     number.fill("17")
     number.press("Enter")
     page.locator("#settings_submit").click()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,22 @@ def attach_api(app: FastAPI, router: APIRouter) -> None:
     add_docs(app, router)
     added = [route for route in app.router.routes if route not in existing]
     app.router.routes[:] = added + existing
+
+
+def attach_at_startup(router: APIRouter) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A `lifespan` for the host app (Gradio's `app_kwargs`) that attaches the API as the server starts.
+
+    uvicorn runs the lifespan start-up before it opens the port, so no request can find the page up and /sdapi/v1
+    or /docs still missing (attached after launch() returned, they answered 404 for the seconds launch() spends
+    checking its own page, longer on a busy machine).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        attach_api(app, router)
+        yield
+
+    return lifespan
 
 
 def api_only_app(router: APIRouter) -> FastAPI:
