@@ -8,12 +8,14 @@ from typing import Any
 import torch
 import transformers
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from scripts.demo_recipe import NATIVE_SIZE, architecture
+from scripts.demo_recipe import NATIVE_SIZE
 from scripts.demo_vocab import DemoVocab
 from webui.models.architectures import Architecture
-from webui.models.ldm_convert import diffusers_to_ldm, ldm_to_diffusers
+from webui.models.device import DeviceConfig
+from webui.models.ldm_convert import diffusers_to_ldm
+from webui.models.loader import load_components
 
 
 def build_models(arch: Architecture, seed: int) -> dict[str, torch.nn.Module]:
@@ -44,13 +46,10 @@ def write_checkpoint(state: dict[str, torch.Tensor], sidecar: dict[str, Any], pa
     side_tmp.replace(path.with_suffix(".json"))
     tmp.replace(path)
 
-def load_trained(path: Path, seed: int) -> tuple[dict[str, Any], Architecture, dict[str, torch.nn.Module]]:
-    """A checkpoint this script wrote, as its sidecar and float32 training modules (for --init-from)."""
+def load_trained(path: Path) -> tuple[dict[str, Any], Architecture, dict[str, torch.nn.Module]]:
+    """A checkpoint this script wrote, as its sidecar and float32 modules (for --init-from), by the app's loader."""
     sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    arch = architecture(sidecar)
-    models = build_models(arch, seed)
-    converted = ldm_to_diffusers(load_file(str(path)), arch)
-    for name, module in models.items():
-        module.load_state_dict({k: v.float() for k, v in converted.components[name].items()})
-    models["vae"].eval()
-    return sidecar, arch, models
+    components = load_components(path, DeviceConfig(torch.device("cpu"), torch.float32, torch.float32))
+    models: dict[str, torch.nn.Module] = {"unet": components.unet.requires_grad_(True), "vae": components.vae,
+                                          "text_encoder": components.text_encoders[0].model.requires_grad_(True)}
+    return sidecar, components.architecture, models

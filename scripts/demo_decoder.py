@@ -13,12 +13,7 @@ from safetensors.torch import load_file
 from scripts.demo_checkpoint import write_checkpoint
 from scripts.demo_recipe import BUCKETS, NATIVE_SIZE, architecture
 from scripts.demo_scenes import VAE_MIX, make_scenes
-from scripts.train_demo_model import (
-    encode_latents,
-    log,
-    psnr,
-    to_tensor,
-)
+from scripts.demo_vae import encode_latents, log, psnr, to_tensor
 from webui.models.ldm_convert import diffusers_to_ldm
 
 MSE_WEIGHT = 10.0

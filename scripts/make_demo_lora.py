@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conv_dim", type=int, default=0,
                         help="also train the UNet's 3x3 convs (LoCon, kohya's conv_dim; conv_alpha is half of it). "
                              "The shipped LoRA uses 0; a base without attention at its first level, where the 8-px "
-                             "bands are drawn (demo model v2), needs it: --conv_dim 8 --epochs 100")
+                             "bands are drawn (demo model v2), needs it: --conv_dim 8 --epochs 150")
     parser.add_argument("--base", type=Path, default=ROOT / "models" / "Stable-diffusion" / "demo-shapes.safetensors",
                         help="the checkpoint the LoRA belongs to (default: the bundled demo model)")
     parser.add_argument("--work", type=Path, default=None, help="dataset/log folder (default: a temporary one)")

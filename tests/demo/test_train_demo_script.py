@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from scripts import train_demo_model
 from scripts.eval_demo_model import demo_runtime
@@ -19,7 +21,8 @@ def test_a_tiny_run_writes_a_v_prediction_checkpoint_with_its_recipe(tmp_path, m
     out = tmp_path / "demo-shapes.safetensors"
     train_demo_model.main(["--out", str(out), "--data-scale", "0.003", "--vae-steps", "2", "--steps", "3",
                            "--finetune-steps", "2", "--decoder-steps", "2", "--eval-every", "3", "--threads", "1",
-                           "--prediction-type", "v_prediction", "--unet-levels", "4"])
+                           "--prediction-type", "v_prediction", "--unet-levels", "4", "--settle-steps", "0",
+                           "--pair-share", "0.5"])
     sidecar = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     assert sidecar["prediction_type"] == "v_prediction"
     assert sidecar["unet"]["block_out_channels"] == [32, 64, 128, 128]
@@ -27,15 +30,33 @@ def test_a_tiny_run_writes_a_v_prediction_checkpoint_with_its_recipe(tmp_path, m
     (finetune,) = sidecar["training"]["finetunes"]
     assert finetune["selected_step"] == 2 and finetune["init_from"] == "" and finetune["word_loss"] > 0
     assert finetune["constant_lr"] and finetune["ema"] == 0.0
+    assert sidecar["training"]["unet_mix"]["pair_share"] == 0.5 and "settles" not in sidecar["training"]
 
     # Stage 3b alone on that checkpoint keeps the file as it is when the fine-tune scores below its start.
     before = {suffix: out.with_suffix(suffix).read_bytes() for suffix in (".safetensors", ".json")}
+    old = load_file(str(out))
     scores = iter([{"fg64": 0.5}, {"fg64": 0.25}])
     monkeypatch.setattr(train_demo_model, "selection_score", lambda *args, **kwargs: next(scores))
     train_demo_model.main(["--out", str(out), "--init-from", str(out), "--data-scale", "0.003",
-                           "--finetune-steps", "2", "--eval-every", "2", "--threads", "1"])
+                           "--finetune-steps", "2", "--eval-every", "2", "--threads", "1", "--settle-steps", "0"])
     assert next(scores, None) is None  # the start and the fine-tune's one evaluation were both scored
     assert {suffix: out.with_suffix(suffix).read_bytes() for suffix in before} == before
+
+    # Stage 3c alone is kept whatever it scores (the selection does not see img2img), and changes only the denoiser.
+    scores = iter([{"fg64": 0.5}, {"fg64": 0.0}])
+    monkeypatch.setattr(train_demo_model, "selection_score", lambda *args, **kwargs: next(scores))
+    train_demo_model.main(["--out", str(out), "--init-from", str(out), "--data-scale", "0.003", "--threads", "1",
+                           "--finetune-steps", "0", "--settle-steps", "2", "--settle-max-t", "10"])
+    assert next(scores, None) is None
+    sidecar = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    (settle,) = sidecar["training"]["settles"]
+    assert settle["selected_step"] == 2 and settle["max_t"] == 10 and settle["init_from"] == out.name
+    assert settle["plain"] and settle["buckets"] == [[64, 64]]
+    assert len(sidecar["training"]["finetunes"]) == 1  # --finetune-steps 0 adds no 3b record
+    after = load_file(str(out))
+    for key, changed in (("first_stage_model.decoder.conv_out.weight", False),
+                         ("model.diffusion_model.out.2.weight", True)):
+        assert torch.equal(after[key], old[key]) is not changed, key
     arch = architecture_from_sidecar(out)
     assert arch is not None and arch.prediction_type == "v_prediction"
     assert list(arch.unet_config()["block_out_channels"]) == [32, 64, 128, 128]
