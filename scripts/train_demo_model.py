@@ -236,6 +236,7 @@ def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
     started = time.time()
+    mix = dataclasses.replace(UNET_MIX, pair_share=args.pair_share)
     if args.init_from:
         sidecar, arch, models = load_trained(Path(args.init_from))
     else:
@@ -243,7 +244,7 @@ def train(args: argparse.Namespace) -> None:
         sidecar["unet"].update(copy.deepcopy(UNET_LEVELS[args.unet_levels]))
         sidecar["training"] = {"script": "scripts/train_demo_model.py", "seed": args.seed, "steps": args.steps,
                                "vae_steps": args.vae_steps, "buckets": [list(b[:2]) for b in BUCKETS],
-                               "unet_mix": dataclasses.asdict(UNET_MIX), "vae_mix": dataclasses.asdict(VAE_MIX),
+                               "unet_mix": dataclasses.asdict(mix), "vae_mix": dataclasses.asdict(VAE_MIX),
                                "partial_captions": args.partial_captions, "emphasis_aug": args.emphasis_aug}
         if args.beta_end != SD_BETA_END:
             sidecar["scheduler"] = {"beta_end": args.beta_end}
@@ -251,17 +252,16 @@ def train(args: argparse.Namespace) -> None:
             sidecar["prediction_type"] = args.prediction_type
         arch = architecture(sidecar)
         models = build_models(arch, args.seed)
-    mix = dataclasses.replace(UNET_MIX, pair_share=args.pair_share)
-    if not args.init_from:
-        sidecar["training"]["unet_mix"] = dataclasses.asdict(mix)
     phase, settle = finetune_phase(args), settle_phase(args)
     # One record per stage-3b and 3c run (--init-from on a fine-tuned checkpoint adds to the lists); a 3b record
     # without `selected_step` is a run that never beat its start.
     common = {"seed": args.seed, "init_from": Path(args.init_from).name if args.init_from else "",
-              "unet_mix": dataclasses.asdict(mix), "partial_captions": args.partial_captions,
-              "emphasis_aug": args.emphasis_aug, "distractors": args.distractors, "word_loss": args.word_loss}
+              "unet_mix": dataclasses.asdict(mix), "word_loss": args.word_loss}
     finetune_record = {"steps": phase.steps, "lr": phase.lr, "ema": phase.ema, "constant_lr": not phase.cosine,
-                       "high_noise_share": phase.high_noise_share, "x0_floor": phase.x0_floor, **common}
+                       "high_noise_share": phase.high_noise_share, "x0_floor": phase.x0_floor,
+                       "partial_captions": args.partial_captions, "emphasis_aug": args.emphasis_aug,
+                       "distractors": args.distractors, **common}
+    # The settle's scenes are plain (no caption augmentation or offset noise), so its record lists none of them.
     settle_record = {"steps": settle.steps, "lr": settle.lr, "max_t": settle.max_t, "plain": settle.plain,
                      "buckets": [list(BUCKETS[0][:2])], "probe_lr": settle.probe_lr, **common}
     if phase.steps > 0:
