@@ -7,14 +7,16 @@ caption dropout, 20 % shortened captions, unseen-token distractors and colour-we
 size, keeping the best EMA by the selection prompts (`demo_selection.py`); stage 3b, the position fine-tune: the same
 data with a word probe on the encoder's output (`--word-loss`), more samples at the highest noise
 (`--high-noise-share`) and an x0-weight floor there (`--x0-floor`), kept only where it beats stage 3; stage 3c, the
-low-noise settle: a short pass below `--settle-max-t` at a small LR (img2img keeps more of the picture); stage 4 the VAE
-decoder alone (the encoder, so the latents, unchanged). `--init-from` runs stages 3b and 3c by themselves on a saved
-checkpoint; `--only-decoder` runs stage 4 by itself on a saved checkpoint and the stage-1 VAE (`--vae-cache`).
+low-noise settle of the UNet alone: a short pass below `--settle-max-t` at a small LR, mostly 64 px, 30 % of captions
+another scene's (img2img keeps more of the picture, whatever the prompt); stage 4 the VAE decoder alone (the encoder,
+so the latents, unchanged). `--init-from` runs stages 3b and 3c by themselves on a saved checkpoint; `--only-decoder`
+runs stage 4 by itself on a saved checkpoint and the stage-1 VAE (`--vae-cache`).
 
 Why stage 3b: after stage 3 the encoder maps "on the left" and "on the right" to nearly the same output, so the
 words could not place the shape (runs 2-6; `--prediction-type v_prediction`, `--unet-levels 4` and `--beta-end` did
 not help). Two-shape prompts came right (held-out 59 % -> 94 %) with a second stage-3b run at `--pair-share 0.7`.
-BENCHMARKS.md, "Demo model v2".
+The shipped checkpoint is one run from scratch and two `--init-from` runs on it (3b + 3c, then 3b alone); the three
+commands are in BENCHMARKS.md, "Demo model v2, shipped".
 """
 from __future__ import annotations
 
@@ -99,8 +101,11 @@ class Phase:
     x0_floor: float = 0.0  # least x0-space weight of any timestep
     max_t: int = 0  # > 0: every timestep drawn below it (no low/high-noise shares)
     select: bool = True  # keep the best-scoring weights (else the last ones, scored once at the end)
-    plain: bool = False  # native-size scenes and full captions only: no caption, distractor, emphasis or offset noise
+    plain: bool = False  # full captions only: no caption, distractor, emphasis or offset noise augmentation
+    native_weight: float = 1.0  # the native (first) bucket's share of steps is multiplied by this
+    mismatch: float = 0.0  # share of captions swapped for another scene's of the same bucket (the picture stays)
     probe_lr: float = 0.0  # the WordProbe's LR (0: the text encoder's)
+    train_text: bool = True  # False: the text encoder stays as it is (and no word probe)
 
 
 def loss_weights(snr: torch.Tensor, phase: Phase, args: argparse.Namespace) -> torch.Tensor:
@@ -128,9 +133,11 @@ def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vo
     unet, encoder, vae = models["unet"], models["text_encoder"], models["vae"]
     alphas_cumprod = schedule_alphas_cumprod(arch.scheduler_config())  # the app's own reading of the sidecar
     loss_weight = loss_weights(alphas_cumprod / (1 - alphas_cumprod), phase, args)
-    params = [{"params": unet.parameters(), "lr": phase.lr},
-              {"params": encoder.parameters(), "lr": phase.lr * args.text_lr_mult}]
-    probe = WordProbe(TEXT_WIDTH, len(vocab.used), vocab.eos_row) if phase.word_loss > 0 else None
+    params = [{"params": unet.parameters(), "lr": phase.lr}]
+    if phase.train_text:
+        params.append({"params": encoder.parameters(), "lr": phase.lr * args.text_lr_mult})
+    encoder.requires_grad_(phase.train_text)
+    probe = WordProbe(TEXT_WIDTH, len(vocab.used), vocab.eos_row) if phase.word_loss > 0 and phase.train_text else None
     if probe is not None:
         params.append({"params": probe.parameters(), "lr": phase.probe_lr or phase.lr * args.text_lr_mult})
     optimizer = torch.optim.AdamW(params, weight_decay=0.01)
@@ -138,7 +145,7 @@ def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vo
     ema = {name: copy.deepcopy(models[name]).requires_grad_(False) for name in ("unet", "text_encoder")}
     ema_models = {"unet": ema["unet"], "text_encoder": ema["text_encoder"], "vae": vae}
     generator = torch.Generator().manual_seed(phase.seed)
-    shares = torch.tensor([b[4] if index == 0 or not phase.plain else 0.0 for index, b in enumerate(BUCKETS)])
+    shares = torch.tensor([b[4] * (phase.native_weight if index == 0 else 1.0) for index, b in enumerate(BUCKETS)])
     partial_share, distractors, emphasis, offset = (0.0, 0.0, 0.0, 0.0) if phase.plain else \
         (args.partial_captions, args.distractors, args.emphasis_aug, args.offset_noise)
     timesteps = len(alphas_cumprod)
@@ -156,6 +163,10 @@ def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vo
         index = torch.randint(0, bucket.latents.shape[0], (n,), generator=generator)
         x0 = bucket.latents[index]
         ids = bucket.full[index]
+        if phase.mismatch > 0:
+            swap = torch.rand(n, generator=generator) < phase.mismatch
+            other = torch.randint(0, bucket.full.shape[0], (n,), generator=generator)
+            ids = torch.where(swap[:, None], bucket.full[other], ids)
         variant = torch.randint(0, bucket.partial.shape[1], (n,), generator=generator)
         partial = torch.rand(n, generator=generator) < partial_share
         ids = torch.where(partial[:, None], bucket.partial[index, variant], ids)
@@ -209,6 +220,7 @@ def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vo
             step_time = time.time()
     for name, state in best_state.items():  # the next phase goes on from what the checkpoint holds
         models[name].load_state_dict(state)
+    encoder.requires_grad_(True)
     return best
 
 
@@ -222,9 +234,16 @@ def finetune_phase(args: argparse.Namespace) -> Phase:
 def settle_phase(args: argparse.Namespace) -> Phase:
     # After stage 3b, img2img at strength 0.2 added another prompt's shape and redrew a drawn triangle 3 dB worse; a
     # short pass on low noise alone, at a small LR, on plain 64 px scenes won back 1-2 dB, where the same pass with
-    # every bucket and augmentation won nothing. The selection does not score img2img, so its last weights are kept.
+    # every bucket and augmentation won nothing. 64 px alone lost shapes at 128 px, so the other buckets keep a small
+    # share. Captions swapped for another scene's (`--settle-mismatch`) teach that at low noise the picture, not the
+    # prompt, decides: img2img with another prompt at 0.2 kept a drawn circle where two plain settles grew the new
+    # prompt's shape. The selection does not score img2img, so the last weights are kept. The text encoder stays as
+    # stage 3b left it: trained on swapped captions it lost the position words (held-out positions 81 % -> 56 %), and
+    # low-noise steps have nothing to teach it.
     return Phase("settle", args.settle_steps, args.settle_lr, 50, args.seed + 4, ema=0.0, cosine=False,
-                 word_loss=args.word_loss, max_t=args.settle_max_t, select=False, plain=True, probe_lr=1e-3)
+                 word_loss=args.word_loss, max_t=args.settle_max_t, select=False, plain=True, probe_lr=1e-3,
+                 native_weight=args.settle_native_weight, mismatch=args.settle_mismatch,
+                 train_text=args.settle_train_text_encoder)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -263,7 +282,8 @@ def train(args: argparse.Namespace) -> None:
                        "distractors": args.distractors, **common}
     # The settle's scenes are plain (no caption augmentation or offset noise), so its record lists none of them.
     settle_record = {"steps": settle.steps, "lr": settle.lr, "max_t": settle.max_t, "plain": settle.plain,
-                     "buckets": [list(BUCKETS[0][:2])], "probe_lr": settle.probe_lr, **common}
+                     "native_weight": settle.native_weight, "mismatch": settle.mismatch, "probe_lr": settle.probe_lr,
+                     "train_text_encoder": settle.train_text, **common}
     if phase.steps > 0:
         sidecar["training"].setdefault("finetunes", []).append(finetune_record)
     if settle.steps > 0:
@@ -345,9 +365,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="stage 3b: share of samples from the last 200 timesteps")
     parser.add_argument("--x0-floor", type=float, default=0.05, help="stage 3b: least x0-space weight of a step")
     parser.add_argument("--pair-share", type=float, default=UNET_MIX.pair_share, help="share of two-shape scenes")
-    parser.add_argument("--settle-steps", type=int, default=600, help="stage 3c, the low-noise settle")
+    parser.add_argument("--settle-steps", type=int, default=1000, help="stage 3c, the low-noise settle")
     parser.add_argument("--settle-lr", type=float, default=5e-5)
     parser.add_argument("--settle-max-t", type=int, default=400, help="stage 3c: every timestep below this")
+    parser.add_argument("--settle-native-weight", type=float, default=3.0,
+                        help="stage 3c: the 64 px bucket's share of steps times this")
+    parser.add_argument("--settle-mismatch", type=float, default=0.3,
+                        help="stage 3c: share of captions swapped for another scene's")
+    parser.add_argument("--settle-train-text-encoder", action="store_true",
+                        help="stage 3c: train the text encoder too (by default only the UNet)")
     parser.add_argument("--decoder-steps", type=int, default=3000, help="stage 4: decoder-only fine-tuning")
     parser.add_argument("--only-decoder", action="store_true",
                         help="run stage 4 alone: the stage-1 VAE from --vae-cache into the checkpoint at --out")

@@ -32,14 +32,14 @@ runtime = demo_runtime_fixture("img2img")
 @pytest.fixture(scope="module")
 def pictures(runtime):
     def draw(prompt, seed):
-        request = make_request(Txt2ImgRequest, dict(prompt=prompt, steps=12, sampler_name="Euler a", width=64,
+        request = make_request(Txt2ImgRequest, dict(prompt=prompt, steps=20, sampler_name="Euler a", width=64,
                                                     height=64, seed=seed, save_images=False))
         return txt2img(request, runtime).images[0]
     return {"red": draw(RED, 1), "blue": draw(BLUE, 3)}
 
 
 def run(runtime, init, prompt="", strength=0.75, **fields):
-    base = dict(init_images=init if isinstance(init, list) else [init], prompt=prompt, steps=10,
+    base = dict(init_images=init if isinstance(init, list) else [init], prompt=prompt, steps=20,
                 sampler_name="Euler a", cfg_scale=3.0, width=64, height=64, seed=11, denoising_strength=strength,
                 save_images=False)
     base.update(fields)

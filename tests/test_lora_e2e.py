@@ -47,7 +47,9 @@ def _models(runtime):
 def test_lora_changes_the_image_scales_with_weight_and_restores(runtime):
     plain, _ = _generate(runtime, "a red circle")
     pristine = param_hash(_models(runtime))
-    weak, _ = _generate(runtime, "a red circle <lora:cute dog-000017:0.3>")
+    # This LoRA (x5) repaints the random model's 3-step picture whole from about weight 0.1 on (mean change ~44 at any
+    # weight above it, the order by thread count), so the weak one sits below that.
+    weak, _ = _generate(runtime, "a red circle <lora:cute dog-000017:0.05>")
     strong, result = _generate(runtime, "a red circle <lora: cute dog-000017 : 1.5 >")
     assert result.warnings == []
     assert 'Lora hashes: "cute dog-000017: ' in result.infotexts[0]

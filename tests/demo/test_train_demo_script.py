@@ -42,7 +42,7 @@ def test_a_tiny_run_writes_a_v_prediction_checkpoint_with_its_recipe(tmp_path, m
     assert next(scores, None) is None  # the start and the fine-tune's one evaluation were both scored
     assert {suffix: out.with_suffix(suffix).read_bytes() for suffix in before} == before
 
-    # Stage 3c alone is kept whatever it scores (the selection does not see img2img), and changes only the denoiser.
+    # Stage 3c alone is kept whatever it scores (the selection does not see img2img), and changes only the UNet.
     scores = iter([{"fg64": 0.5}, {"fg64": 0.0}])
     monkeypatch.setattr(train_demo_model, "selection_score", lambda *args, **kwargs: next(scores))
     train_demo_model.main(["--out", str(out), "--init-from", str(out), "--data-scale", "0.003", "--threads", "1",
@@ -51,10 +51,13 @@ def test_a_tiny_run_writes_a_v_prediction_checkpoint_with_its_recipe(tmp_path, m
     sidecar = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     (settle,) = sidecar["training"]["settles"]
     assert settle["selected_step"] == 2 and settle["max_t"] == 10 and settle["init_from"] == out.name
-    assert settle["plain"] and settle["buckets"] == [[64, 64]]
+    assert settle["plain"] and settle["mismatch"] == 0.3 and settle["native_weight"] == 3.0
+    assert settle["train_text_encoder"] is False
     assert len(sidecar["training"]["finetunes"]) == 1  # --finetune-steps 0 adds no 3b record
     after = load_file(str(out))
     for key, changed in (("first_stage_model.decoder.conv_out.weight", False),
+                         ("cond_stage_model.transformer.text_model.final_layer_norm.weight", False),
+                         ("cond_stage_model.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight", False),
                          ("model.diffusion_model.out.2.weight", True)):
         assert torch.equal(after[key], old[key]) is not changed, key
     arch = architecture_from_sidecar(out)

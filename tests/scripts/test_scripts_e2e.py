@@ -18,7 +18,7 @@ from webui.scripts.grid import font_size_for
 
 runtime = demo_runtime_fixture("scripts")
 SIZE = 64
-BASE = {"prompt": "a red circle on a white background", "steps": 8, "sampler_name": "Euler", "width": SIZE,
+BASE = {"prompt": "a red circle on a white background", "steps": 20, "sampler_name": "Euler", "width": SIZE,
         "height": SIZE, "seed": 3}
 
 
@@ -157,7 +157,7 @@ def test_prompts_from_textbox_run_one_job_per_line(runtime):
     assert result.grid is None and len(result.images) == 2
     assert result.infotexts[0].startswith("a blue square on a black background\n")
     assert "Steps: 4," in result.infotexts[0] and "Seed: 5," in result.infotexts[0]
-    assert "Steps: 8," in result.infotexts[1] and "Seed: 3," in result.infotexts[1]
+    assert "Steps: 20," in result.infotexts[1] and "Seed: 3," in result.infotexts[1]
     assert analyse(result.images[1]).foreground == "green"
 
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 def test_xyz_plot_from_the_page_shows_the_grid_and_sends_a_cell_to_txt2img(page):
     page.locator("#txt2img_prompt textarea").fill("a red circle on a white background")
     set_dropdown(page, "txt2img_sampling", "Euler")
-    set_number(page, "txt2img_steps", 10)
+    set_number(page, "txt2img_steps", 20)
     set_number(page, "txt2img_width", 64)
     set_number(page, "txt2img_height", 64)
     set_dropdown(page, "txt2img_script", "X/Y/Z plot")

@@ -55,7 +55,7 @@ def test_live_preview_looks_like_the_final_image(runtime):
     previewer = LatentPreviewer()
     job = JobState(preview_every=4)
     job.make_preview = lambda latents: previewer.render(runtime.models.loaded, runtime.models.device, latents)
-    request = make_request(Txt2ImgRequest, dict(prompt="a red circle on a white background", steps=8, width=64,
+    request = make_request(Txt2ImgRequest, dict(prompt="a red circle on a white background", steps=20, width=64,
                                                 height=64, seed=3, sampler_name="Euler", save_images=False,
                                                 checkpoint=DEFAULT_CHECKPOINT.stem))
     final = np.asarray(txt2img(request, runtime, job).images[0], dtype=np.float32)
