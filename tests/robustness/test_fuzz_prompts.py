@@ -29,9 +29,17 @@ prompts = st.lists(pieces, max_size=60).map("".join)
 @given(batch=st.lists(prompts, min_size=PER_EXAMPLE, max_size=PER_EXAMPLE), steps=st.integers(1, 40))
 def test_every_prompt_is_refused_or_parsed_in_linear_time(batch, steps):
     for index, prompt in enumerate(batch):
-        started = time.perf_counter()
-        problem = prompt_problem(prompt)
-        if problem is None:
-            check_parsed(parse_prompt(prompt, steps, negative=index == 0), steps)
-        elapsed = time.perf_counter() - started
-        assert elapsed <= SECONDS_PER_CHAR * len(prompt) + FIXED_SECONDS, (len(prompt), elapsed)
+        limit = SECONDS_PER_CHAR * len(prompt) + FIXED_SECONDS
+        # The best of up to three timings: a blow-up repeats, a pause of the process (a full garbage collection late
+        # in the suite took a 13-character prompt to 0.59 s once) does not.
+        timings = []
+        while len(timings) < 3 and (not timings or min(timings) > limit):
+            timings.append(time_one(prompt, steps, negative=index == 0))
+        assert min(timings) <= limit, (len(prompt), timings)
+
+
+def time_one(prompt: str, steps: int, negative: bool) -> float:
+    started = time.perf_counter()
+    if prompt_problem(prompt) is None:
+        check_parsed(parse_prompt(prompt, steps, negative=negative), steps)
+    return time.perf_counter() - started
