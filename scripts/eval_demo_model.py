@@ -23,7 +23,7 @@ from scripts.demo_eval_sets import (
     single_triples,
     size_prompts,
 )
-from scripts.demo_scenes import make_scenes, single_caption
+from scripts.demo_scenes import Position, make_scenes, single_caption
 from scripts.demo_shapes import caption
 from tests.demo.analyser import analyse, matches
 from tests.demo.scene_analyser import blobs, in_position, pair_matches
@@ -66,8 +66,9 @@ class Judge:
             image.save(self.save_dir / f"{name}.png")
         return image
 
-    def txt2img(self, prompt: str, seed: int, width: int = 64, height: int = 64) -> Image.Image:
-        request = make_request(Txt2ImgRequest, self._common(prompt, seed, width, height))
+    def txt2img(self, prompt: str, seed: int, width: int = 64, height: int = 64, **fields: Any) -> Image.Image:
+        """`fields`: more request fields (e.g. hires fix) on top of the recipe."""
+        request = make_request(Txt2ImgRequest, {**self._common(prompt, seed, width, height), **fields})
         image = txt2img(request, self.runtime).images[0]
         return self._keep(image, f"{width}x{height}-{seed}-{prompt[:60]}")
 
@@ -82,6 +83,19 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     x = np.asarray(a.convert("RGB"), dtype=float) / 255.0
     y = np.asarray(b.convert("RGB"), dtype=float) / 255.0
     return float(10 * np.log10(1.0 / max(1e-10, float(np.mean((x - y) ** 2)))))
+
+
+def placed_right(image: Image.Image, colour: str, shape: str, position: Position) -> bool:
+    """The first blob has the asked colour and shape and sits where the position word says."""
+    found = blobs(image)
+    return bool(found) and (found[0].colour, found[0].shape) == (colour, shape) \
+        and in_position(found[0], position, image.width, image.height)
+
+
+def keeps_place(before: Image.Image, after: Image.Image) -> bool:
+    """The first shape's centre moved less than 5 px in each direction."""
+    old, new = blobs(before), blobs(after)
+    return bool(old and new) and abs(old[0].cx - new[0].cx) < 5 and abs(old[0].cy - new[0].cy) < 5
 
 
 def rate(hits: list[bool]) -> float:
@@ -115,9 +129,8 @@ def measure(judge: Judge) -> tuple[dict[str, float], dict[str, Any]]:
     placed = []
     for colour, shape_word, background, position in position_prompts():
         for seed in HELD_OUT_SEEDS[:2]:
-            found = blobs(judge.txt2img(position_caption(colour, shape_word, background, position), seed))
-            placed.append(bool(found) and found[0].colour == colour and found[0].shape == shape_word
-                          and in_position(found[0], position, 64, 64))
+            image = judge.txt2img(position_caption(colour, shape_word, background, position), seed)
+            placed.append(placed_right(image, colour, shape_word, position))
     rates["position (colour, shape and place)"] = rate(placed)
     pair_colours, pairs, in_order = [], [], []
     for left, right, background in pair_prompts():
@@ -159,9 +172,7 @@ def img2img_figures(judge: Judge) -> dict[str, Any]:
     kept = []
     for picture, scene in singles:
         other = caption("blue" if scene.shapes[0].colour != "blue" else "red", "square", "white")
-        before, after = blobs(picture), blobs(judge.img2img(picture, other, 0.2, 11))
-        kept.append(bool(before and after)
-                    and abs(before[0].cx - after[0].cx) < 5 and abs(before[0].cy - after[0].cy) < 5)
+        kept.append(keeps_place(picture, judge.img2img(picture, other, 0.2, 11)))
     figures["other prompt at 0.2 keeps the place (centre within 5 px)"] = rate(kept)
     return figures
 

@@ -105,7 +105,7 @@ class Phase:
     native_weight: float = 1.0  # the native (first) bucket's share of steps is multiplied by this
     mismatch: float = 0.0  # share of captions swapped for another scene's of the same bucket (the picture stays)
     probe_lr: float = 0.0  # the WordProbe's LR (0: the text encoder's)
-    train_text: bool = True  # False: the text encoder stays as it is (and no word probe)
+    train_text: bool = True  # False: the text encoder stays as it is (give such a phase no word loss)
 
 
 def loss_weights(snr: torch.Tensor, phase: Phase, args: argparse.Namespace) -> torch.Tensor:
@@ -136,8 +136,7 @@ def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vo
     params = [{"params": unet.parameters(), "lr": phase.lr}]
     if phase.train_text:
         params.append({"params": encoder.parameters(), "lr": phase.lr * args.text_lr_mult})
-    encoder.requires_grad_(phase.train_text)
-    probe = WordProbe(TEXT_WIDTH, len(vocab.used), vocab.eos_row) if phase.word_loss > 0 and phase.train_text else None
+    probe = WordProbe(TEXT_WIDTH, len(vocab.used), vocab.eos_row) if phase.word_loss > 0 else None
     if probe is not None:
         params.append({"params": probe.parameters(), "lr": phase.probe_lr or phase.lr * args.text_lr_mult})
     optimizer = torch.optim.AdamW(params, weight_decay=0.01)
@@ -163,7 +162,7 @@ def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vo
         index = torch.randint(0, bucket.latents.shape[0], (n,), generator=generator)
         x0 = bucket.latents[index]
         ids = bucket.full[index]
-        if phase.mismatch > 0:
+        if phase.mismatch > 0:  # draws nothing otherwise, so the other phases' random streams stay as they were
             swap = torch.rand(n, generator=generator) < phase.mismatch
             other = torch.randint(0, bucket.full.shape[0], (n,), generator=generator)
             ids = torch.where(swap[:, None], bucket.full[other], ids)
@@ -185,7 +184,8 @@ def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vo
             t = torch.where(high, torch.randint(timesteps - 200, timesteps, (n,), generator=generator), t)
         ab = alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        context = encoder(input_ids=ids).last_hidden_state
+        with torch.set_grad_enabled(phase.train_text):
+            context = encoder(input_ids=ids).last_hidden_state
         weights = torch.where(drop | partial, torch.ones(n), bucket.weights[index])
         use = torch.rand(n, generator=generator) < emphasis
         emphasised = emphasise(context, vocab.colour_mask(ids), torch.where(use, weights, torch.ones(n)))
@@ -220,7 +220,6 @@ def train_denoiser(models: dict[str, torch.nn.Module], buckets: list[Bucket], vo
             step_time = time.time()
     for name, state in best_state.items():  # the next phase goes on from what the checkpoint holds
         models[name].load_state_dict(state)
-    encoder.requires_grad_(True)
     return best
 
 
@@ -240,10 +239,11 @@ def settle_phase(args: argparse.Namespace) -> Phase:
     # prompt's shape. The selection does not score img2img, so the last weights are kept. The text encoder stays as
     # stage 3b left it: trained on swapped captions it lost the position words (held-out positions 81 % -> 56 %), and
     # low-noise steps have nothing to teach it.
+    train_text = args.settle_train_text_encoder
     return Phase("settle", args.settle_steps, args.settle_lr, 50, args.seed + 4, ema=0.0, cosine=False,
-                 word_loss=args.word_loss, max_t=args.settle_max_t, select=False, plain=True, probe_lr=1e-3,
-                 native_weight=args.settle_native_weight, mismatch=args.settle_mismatch,
-                 train_text=args.settle_train_text_encoder)
+                 word_loss=args.word_loss if train_text else 0.0, max_t=args.settle_max_t, select=False, plain=True,
+                 probe_lr=1e-3, native_weight=args.settle_native_weight, mismatch=args.settle_mismatch,
+                 train_text=train_text)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -283,7 +283,7 @@ def train(args: argparse.Namespace) -> None:
     # The settle's scenes are plain (no caption augmentation or offset noise), so its record lists none of them.
     settle_record = {"steps": settle.steps, "lr": settle.lr, "max_t": settle.max_t, "plain": settle.plain,
                      "native_weight": settle.native_weight, "mismatch": settle.mismatch, "probe_lr": settle.probe_lr,
-                     "train_text_encoder": settle.train_text, **common}
+                     **common, "train_text_encoder": settle.train_text, "word_loss": settle.word_loss}
     if phase.steps > 0:
         sidecar["training"].setdefault("finetunes", []).append(finetune_record)
     if settle.steps > 0:
